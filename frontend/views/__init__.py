@@ -1,0 +1,1 @@
+"""One blueprint per part of the site: tickets (and the landing page), auth, orders."""

@@ -1,0 +1,68 @@
+"""/api/tickets: list on sale (paged), show, create, update."""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from flask import Blueprint, current_app, jsonify, request
+
+from services.common.errors import BadRequest
+from services.common.validation import Input, JsonMoney, Title
+
+from ..auth import require_user
+from ..http import body, path_id, present_ticket
+
+bp = Blueprint("tickets", __name__, url_prefix="/api/tickets")
+
+MAX_LIMIT = 100
+
+
+class TicketBody(Input):
+    title: Title
+    price: JsonMoney
+
+
+def _limit() -> int | None:
+    raw = request.args.get("limit")
+    if raw is None:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise BadRequest(f"Limit must be a whole number from 1 to {MAX_LIMIT}", field="limit")
+    return int(raw)
+
+
+@bp.get("")
+def list_tickets():
+    limit = _limit()
+    with current_app.rpc.client() as rpc:
+        page = rpc.tickets.list_tickets(limit, request.args.get("cursor") or None)
+    response = jsonify([present_ticket(t) for t in page["tickets"]])
+    if page["next"]:
+        query = {"cursor": page["next"], **({"limit": limit} if limit else {})}
+        response.headers["Link"] = f'<{request.base_url}?{urlencode(query)}>; rel="next"'
+    return response
+
+
+@bp.get("/<ticket_id>")
+def show_ticket(ticket_id):
+    with current_app.rpc.client() as rpc:
+        ticket = rpc.tickets.get_ticket(path_id(ticket_id, "Ticket"))
+    return jsonify(present_ticket(ticket))
+
+
+@bp.post("")
+@require_user
+def create_ticket(user):
+    data = body(TicketBody)
+    with current_app.rpc.client() as rpc:
+        ticket = rpc.tickets.create_ticket(user["id"], data.title, str(data.price))
+    return jsonify(present_ticket(ticket)), 201
+
+
+@bp.put("/<ticket_id>")
+@require_user
+def update_ticket(user, ticket_id):
+    ticket_id = path_id(ticket_id, "Ticket")
+    data = body(TicketBody)
+    with current_app.rpc.client() as rpc:
+        ticket = rpc.tickets.update_ticket(ticket_id, user["id"], data.title, str(data.price))
+    return jsonify(present_ticket(ticket))

@@ -1,0 +1,58 @@
+"""Request parsing and response shaping shared by the blueprints."""
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from flask import current_app, request
+from flask.json.provider import DefaultJSONProvider
+
+from services.common.errors import BadRequest, NotFound
+from services.common.validation import Input, is_valid_id, validate
+
+
+class DecimalJSONProvider(DefaultJSONProvider):
+    """Money in, money out: JSON numbers parse to Decimal and Decimals render as JSON numbers."""
+
+    @staticmethod
+    def default(o):
+        if isinstance(o, Decimal):
+            # A validated price (<= 1e6, 2 decimals) prints as exactly its decimal digits.
+            return float(o)
+        return DefaultJSONProvider.default(o)
+
+    def loads(self, s, **kwargs):
+        kwargs.setdefault("parse_float", Decimal)
+        return json.loads(s, **kwargs)
+
+
+def body(model: type[Input]):
+    """The request's JSON body validated by ``model``; 400 with ``field`` otherwise."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        data = {}
+    else:
+        try:
+            data = current_app.json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("Request body must be valid JSON") from None
+    return validate(model, data)
+
+
+def path_id(value: str, what: str) -> str:
+    """A malformed id in a path is simply not found."""
+    if not is_valid_id(value):
+        raise NotFound(f"{what} not found")
+    return value
+
+
+def money(value) -> Decimal:
+    return Decimal(str(value))
+
+
+def present_ticket(ticket: dict) -> dict:
+    return {**ticket, "price": money(ticket["price"])}
+
+
+def present_order(order: dict) -> dict:
+    return {**order, "ticket": present_ticket(order["ticket"])}

@@ -1,0 +1,146 @@
+"""The OpenAPI 3 description of the gateway (served at /api/openapi.json).
+
+One table of operations; each blueprint's routes appear here. A test checks
+that every route the app serves is described and vice versa.
+"""
+from __future__ import annotations
+
+ERROR = {"$ref": "#/components/schemas/Errors"}
+
+SCHEMAS = {
+    "Error": {"type": "object", "required": ["message"],
+              "properties": {"message": {"type": "string"}, "field": {"type": "string"}}},
+    "Errors": {"type": "object", "required": ["errors"],
+               "properties": {"errors": {"type": "array", "items": {"$ref": "#/components/schemas/Error"}}}},
+    "User": {"type": "object", "required": ["id", "email"],
+             "properties": {"id": {"type": "string"}, "email": {"type": "string", "format": "email"}}},
+    "CurrentUser": {"type": "object", "required": ["currentUser"],
+                    "properties": {"currentUser": {"oneOf": [{"$ref": "#/components/schemas/User"},
+                                                             {"type": "null"}]}}},
+    "Credentials": {"type": "object", "required": ["email", "password"],
+                    "properties": {"email": {"type": "string", "format": "email"},
+                                   "password": {"type": "string", "minLength": 4, "maxLength": 20}}},
+    "Price": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000000, "multipleOf": 0.01},
+    "TicketInput": {"type": "object", "required": ["title", "price"],
+                    "properties": {"title": {"type": "string", "minLength": 1, "maxLength": 200},
+                                   "price": {"$ref": "#/components/schemas/Price"}}},
+    "Ticket": {"type": "object", "required": ["id", "title", "price", "userId", "version", "orderId"],
+               "properties": {"id": {"type": "string"}, "title": {"type": "string"},
+                              "price": {"$ref": "#/components/schemas/Price"}, "userId": {"type": "string"},
+                              "version": {"type": "integer"},
+                              "orderId": {"type": ["string", "null"]}}},
+    "Order": {"type": "object", "required": ["id", "status", "userId", "expiresAt", "version", "ticket"],
+              "properties": {"id": {"type": "string"},
+                             "status": {"type": "string",
+                                        "enum": ["created", "awaiting:payment", "complete", "cancelled"]},
+                             "userId": {"type": "string"},
+                             "expiresAt": {"type": "string", "format": "date-time"},
+                             "version": {"type": "integer"},
+                             "ticket": {"type": "object", "required": ["id", "title", "price"],
+                                        "properties": {"id": {"type": "string"}, "title": {"type": "string"},
+                                                       "price": {"$ref": "#/components/schemas/Price"}}}}},
+    "OrderInput": {"type": "object", "required": ["ticketId"], "properties": {"ticketId": {"type": "string"}}},
+    "PaymentInput": {"type": "object", "required": ["token", "orderId"],
+                     "properties": {"token": {"type": "string", "description": "Stripe token, e.g. tok_visa"},
+                                    "orderId": {"type": "string"}}},
+    "Payment": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}},
+    "Status": {"type": "object", "properties": {"status": {"type": "string"}}},
+}
+
+# (method, path, summary, request schema, {status: (description, schema)}, needs sign-in)
+OPERATIONS = [
+    ("post", "/api/users/signup", "Sign up", "Credentials",
+     {201: ("Signed up and signed in (auth cookies set)", "User"), 400: ("Invalid input or email in use", ERROR)},
+     False),
+    ("post", "/api/users/signin", "Sign in", "Credentials",
+     {200: ("Signed in (auth cookies set)", "User"), 400: ("Invalid credentials", ERROR),
+      403: ("Account disabled", ERROR), 429: ("Too many failed attempts", ERROR)}, False),
+    ("post", "/api/users/signout", "Sign out (clears cookies, revokes the refresh token)", None,
+     {200: ("Signed out", None)}, False),
+    ("get", "/api/users/currentuser", "The signed-in user, or null", None,
+     {200: ("Current user", "CurrentUser")}, False),
+    ("get", "/api/users/currentUser", "Alias of /api/users/currentuser", None,
+     {200: ("Current user", "CurrentUser")}, False),
+    ("post", "/api/users/refresh", "Rotate the refresh token and issue a new access token", None,
+     {200: ("New cookies set", "User"), 401: ("No valid refresh token", ERROR)}, False),
+    ("get", "/api/tickets", "Tickets on sale, newest first (Link header has the next page)", None,
+     {200: ("A page of tickets", {"type": "array", "items": {"$ref": "#/components/schemas/Ticket"}}),
+      400: ("Bad limit or cursor", ERROR)}, False),
+    ("post", "/api/tickets", "List a ticket for sale", "TicketInput",
+     {201: ("Created", "Ticket"), 400: ("Invalid input", ERROR), 401: ("Not signed in", ERROR)}, True),
+    ("get", "/api/tickets/{id}", "A ticket (on sale, reserved or sold)", None,
+     {200: ("The ticket", "Ticket"), 404: ("No such ticket", ERROR)}, False),
+    ("put", "/api/tickets/{id}", "Edit your ticket", "TicketInput",
+     {200: ("Updated", "Ticket"), 400: ("Invalid input", ERROR), 401: ("Not signed in", ERROR),
+      403: ("Not the owner", ERROR), 404: ("No such ticket", ERROR), 409: ("Reserved ticket", ERROR)}, True),
+    ("get", "/api/orders", "Your orders, oldest first", None,
+     {200: ("Orders", {"type": "array", "items": {"$ref": "#/components/schemas/Order"}}),
+      401: ("Not signed in", ERROR)}, True),
+    ("post", "/api/orders", "Reserve a ticket", "OrderInput",
+     {201: ("Created", "Order"), 400: ("Invalid input", ERROR), 401: ("Not signed in", ERROR),
+      404: ("No such ticket", ERROR), 409: ("Ticket already reserved, or your own", ERROR)}, True),
+    ("get", "/api/orders/{id}", "One of your orders", None,
+     {200: ("The order", "Order"), 401: ("Not signed in", ERROR), 403: ("Someone else's", ERROR),
+      404: ("No such order", ERROR)}, True),
+    ("delete", "/api/orders/{id}", "Cancel your order", None,
+     {204: ("Cancelled", None), 401: ("Not signed in", ERROR), 403: ("Someone else's", ERROR),
+      404: ("No such order", ERROR), 409: ("Order is complete", ERROR)}, True),
+    ("post", "/api/payments", "Pay for an order by card", "PaymentInput",
+     {201: ("Paid", "Payment"), 400: ("Invalid input", ERROR), 401: ("Not signed in", ERROR),
+      402: ("Card declined", ERROR), 403: ("Someone else's order", ERROR), 404: ("No such order", ERROR),
+      409: ("Order cancelled, complete, expired or being paid", ERROR)}, True),
+    ("get", "/api/healthz", "Liveness", None, {200: ("Alive", "Status")}, False),
+    ("get", "/api/readyz", "Readiness (the broker answers)", None,
+     {200: ("Ready", "Status"), 503: ("Not ready", "Status")}, False),
+    ("get", "/api/openapi.json", "This document", None, {200: ("OpenAPI 3 document", None)}, False),
+]
+
+COMMON = {
+    413: ("Body over 1 MiB", ERROR),
+    503: ("A service did not answer in time", ERROR),
+}
+
+
+def _schema(ref):
+    if ref is None:
+        return None
+    return {"$ref": f"#/components/schemas/{ref}"} if isinstance(ref, str) else ref
+
+
+def document() -> dict:
+    paths: dict = {}
+    for method, path, summary, request, responses, signed_in in OPERATIONS:
+        operation: dict = {"summary": summary, "responses": {}}
+        if "{id}" in path:
+            operation["parameters"] = [{"name": "id", "in": "path", "required": True,
+                                        "schema": {"type": "string"}}]
+        if path == "/api/tickets" and method == "get":
+            operation["parameters"] = [
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+            ]
+        if request:
+            operation["requestBody"] = {"required": True,
+                                        "content": {"application/json": {"schema": _schema(request)}}}
+        if signed_in:
+            operation["security"] = [{"cookieAuth": []}, {"bearerAuth": []}]
+        extra = COMMON if method in ("post", "put") else {503: COMMON[503]}
+        for status, (description, schema) in {**responses, **extra}.items():
+            response: dict = {"description": description}
+            if schema is not None:
+                response["content"] = {"application/json": {"schema": _schema(schema)}}
+            operation["responses"][str(status)] = response
+        paths.setdefault(path, {})[method] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Ticketing API", "version": "1.0.0",
+                 "description": "Ticket-resale marketplace. Errors: {\"errors\": [{\"message\", \"field\"?}]}."},
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "ticketing_access"},
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            },
+        },
+    }

@@ -1,0 +1,76 @@
+"""A pool of nameko RPC proxies for a threaded WSGI server.
+
+A ``ClusterRpcProxy`` is not thread-safe (STACK-NOTES), so each request checks
+one out and returns it afterwards. A proxy that times out or loses its
+connection is dropped, not reused; the pool makes a new one on demand.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+from contextlib import contextmanager
+
+from kombu.exceptions import OperationalError
+from nameko.exceptions import RpcTimeout, UnknownService
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from services.common.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+BROKEN = (RpcTimeout, UnknownService, OperationalError, ConnectionError, socket.error, socket.timeout)
+
+
+class RpcPool:
+    def __init__(self, nameko_config: dict, timeout: float = 5.0, max_idle: int = 32):
+        self.config = nameko_config
+        self.timeout = timeout
+        self._idle: queue.LifoQueue = queue.LifoQueue(maxsize=max_idle)
+
+    def _open(self):
+        context = ClusterRpcProxy(self.config, timeout=self.timeout)
+        return context, context.start()
+
+    @contextmanager
+    def client(self):
+        try:
+            context, proxy = self._idle.get_nowait()
+        except queue.Empty:
+            try:
+                context, proxy = self._open()
+            except BROKEN as exc:
+                log.warning("cannot reach the broker: %r", exc)
+                raise ServiceUnavailable() from None
+        try:
+            yield proxy
+        except BROKEN as exc:
+            log.warning("RPC failed (%r); dropping the proxy", exc)
+            self._discard(context)
+            raise ServiceUnavailable() from None
+        except BaseException:
+            self._release(context, proxy)
+            raise
+        else:
+            self._release(context, proxy)
+
+    def _release(self, context, proxy) -> None:
+        try:
+            self._idle.put_nowait((context, proxy))
+        except queue.Full:
+            self._discard(context)
+
+    @staticmethod
+    def _discard(context) -> None:
+        try:
+            context.stop()
+        except Exception:  # already broken; nothing more to clean up
+            pass
+
+    def close(self) -> None:
+        while True:
+            try:
+                context, _proxy = self._idle.get_nowait()
+            except queue.Empty:
+                return
+            self._discard(context)

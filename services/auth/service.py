@@ -1,0 +1,67 @@
+"""The auth service: users and refresh tokens. The gateway verifies access tokens itself."""
+from __future__ import annotations
+
+from nameko.rpc import rpc
+
+from services.common.errors import BadRequest, NotAuthorized, NotFound
+from services.common.health import HealthMixin
+from services.common.store import Store
+from services.common.validation import is_valid_id
+
+from . import domain
+from .models import Base, User
+
+
+class AuthService(HealthMixin):
+    name = "auth"
+
+    store = Store(Base)
+
+    @rpc
+    def signup(self, email, password):
+        with self.store.transaction() as tx:
+            return domain.sign_up(tx.session, email, password)
+
+    @rpc
+    def signin(self, email, password, client=None):
+        with self.store.transaction() as tx:
+            result = domain.sign_in(tx.session, email, password, client)
+            if result is None:
+                domain.record_failure(tx.session, str(email).strip().lower(), client)
+        if result is None:
+            raise BadRequest("Invalid credentials")
+        return result
+
+    @rpc
+    def refresh(self, refresh_token):
+        with self.store.transaction() as tx:
+            result = domain.refresh(tx.session, refresh_token)
+        if result is None:  # reuse detected; the family is revoked now
+            raise NotAuthorized("Refresh token reuse detected; please sign in again")
+        return result
+
+    @rpc
+    def signout(self, refresh_token=None):
+        with self.store.transaction() as tx:
+            domain.sign_out(tx.session, refresh_token)
+        return {}
+
+    @rpc
+    def get_user(self, user_id):
+        with self.store.read() as session:
+            user = session.get(User, user_id) if is_valid_id(str(user_id)) else None
+            if user is None:
+                raise NotFound("User not found")
+            return user.to_dict()
+
+    @rpc
+    def revoke_user(self, email):
+        """Operators: sign a user out everywhere and refuse refresh and sign-in from now on."""
+        with self.store.transaction() as tx:
+            return domain.revoke_user(tx.session, email)
+
+    @rpc
+    def restore_user(self, email):
+        """Operators: undo revoke_user (the user signs in again)."""
+        with self.store.transaction() as tx:
+            return domain.restore_user(tx.session, email)

@@ -1,0 +1,127 @@
+"""Configuration from the environment (SPEC "Configuration").
+
+One place reads the environment; everything else asks this module. Nameko
+services get a nameko config dict built from it (:func:`nameko_config`).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DEV_JWT_KEY = "dev-only-insecure-jwt-key-change-me"
+DEFAULT_AMQP_URI = "amqp://guest:guest@localhost:5672/"
+
+SERVICES_WITH_DATABASE = ("auth", "tickets", "orders", "payments", "confirmation")
+
+
+class ConfigurationError(RuntimeError):
+    pass
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def env_int(name: str, default: int) -> int:
+    raw = env(name)
+    if raw is None:
+        return default
+    try:
+        return int(float(raw))
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def is_production() -> bool:
+    return env("TICKETING_ENV", "development") == "production"
+
+
+def amqp_uri() -> str:
+    return env("AMQP_URI", DEFAULT_AMQP_URI)
+
+
+def var_dir() -> Path:
+    return Path(env("VAR_DIR", "./var")).resolve()
+
+
+def database_url(service: str) -> str:
+    """The database of one service: ``<SERVICE>_DATABASE_URL`` or a SQLite file under VAR_DIR."""
+    url = env(f"{service.upper()}_DATABASE_URL")
+    if url:
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            # psycopg 3 is our driver; accept the plain scheme operators paste.
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
+    directory = var_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{directory / (service + '.db')}"
+
+
+_warned_jwt = False
+
+
+def jwt_key() -> str:
+    global _warned_jwt
+    key = env("JWT_KEY")
+    if key:
+        return key
+    if is_production():
+        raise ConfigurationError("JWT_KEY must be set when TICKETING_ENV=production")
+    if not _warned_jwt:
+        log.warning("JWT_KEY is not set: using the insecure development key")
+        _warned_jwt = True
+    return DEV_JWT_KEY
+
+
+def access_token_ttl() -> int:
+    return env_int("ACCESS_TOKEN_TTL", 15 * 60)
+
+
+def refresh_token_ttl() -> int:
+    return env_int("REFRESH_TOKEN_TTL", 7 * 24 * 3600)
+
+
+def expiration_window_seconds() -> float:
+    raw = env("EXPIRATION_WINDOW_SECONDS", "900")
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"EXPIRATION_WINDOW_SECONDS must be a number, got {raw!r}") from exc
+    if value <= 0:
+        raise ConfigurationError("EXPIRATION_WINDOW_SECONDS must be > 0")
+    return value
+
+
+def public_url() -> str:
+    return env("PUBLIC_URL", f"http://localhost:{env('PORT', '8080')}").rstrip("/")
+
+
+def mail_outbox_dir() -> Path:
+    return Path(env("MAIL_OUTBOX_DIR", str(var_dir() / "mail")))
+
+
+def nameko_config(service: str | None = None) -> dict:
+    """The nameko config dict for one service (or for a client when ``service`` is None)."""
+    config: dict = {
+        "AMQP_URI": amqp_uri(),
+        "serializer": "json",
+        # Each service serves /healthz and /readyz for probes.
+        "WEB_SERVER_ADDRESS": f"{env('HEALTH_HOST', '0.0.0.0')}:{env_int('HEALTH_PORT', 8000)}",
+        "max_workers": env_int("MAX_WORKERS", 10),
+        "parent_calls_tracked": 10,
+        "LOGGING": {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+            "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+            "root": {"level": env("LOG_LEVEL", "INFO"), "handlers": ["console"]},
+            "loggers": {"amqp": {"level": "WARNING"}, "kombu": {"level": "WARNING"}},
+        },
+    }
+    if service in SERVICES_WITH_DATABASE:
+        config["DB_URIS"] = {f"{service}:Base": database_url(service)}
+    return config

@@ -1,0 +1,94 @@
+"""Delayed delivery on RabbitMQ dead-letter TTL queues (no plugin, no polling).
+
+A *holding queue* ``delay.<ms>ms`` has a per-queue ``x-message-ttl`` and the
+default exchange as its dead-letter exchange. A message published to it with
+routing key = the name of a *target queue* sits there for exactly that TTL,
+then RabbitMQ dead-letters it to the default exchange, which routes it by the
+unchanged routing key straight into the target queue. Every message in one
+holding queue has the same TTL, so none waits behind another (per-message TTL
+would block at the head of the queue: see STACK-NOTES).
+
+Delays are taken from a fixed ladder of holding queues (100 ms steps below a
+second, then whole seconds, minutes and hours). :func:`next_hop` picks the
+hop for a deadline: the longest step that does not overshoot, or, for the
+last sub-second stretch, the shortest that reaches it. A consumer that gets
+a message before its deadline sends it on again (see expiration), so a 15
+minute delay is ~3 hops and arrives at most ~100 ms late, never early.
+
+Queues and messages are durable, so what is waiting survives a restart of
+any consumer or of RabbitMQ itself.
+"""
+from __future__ import annotations
+
+import logging
+
+from kombu import Exchange, Queue
+from nameko.amqp.publish import Publisher
+
+log = logging.getLogger(__name__)
+
+SECOND = 1000
+LADDER_MS = sorted(
+    {ms for ms in range(100, SECOND, 100)}
+    | {s * SECOND for s in range(1, 60)}
+    | {m * 60 * SECOND for m in range(1, 60)}
+    | {h * 3600 * SECOND for h in range(1, 25)}
+)
+#: retries of failing event handlers wait 1 s, 2 s, 4 s ... 60 s (all ladder steps)
+RETRY_BACKOFF_MS = (1000, 2000, 4000, 8000, 16000, 32000, 60000)
+
+
+def next_hop(remaining_ms: float) -> int:
+    """The holding-queue delay to use when ``remaining_ms`` are left until the deadline."""
+    if remaining_ms <= 0:
+        return 0
+    if remaining_ms < SECOND:
+        return next(step for step in LADDER_MS if step >= remaining_ms)
+    return max(step for step in LADDER_MS if step <= remaining_ms)
+
+
+def backoff_ms(attempt: int) -> int:
+    return RETRY_BACKOFF_MS[min(attempt, len(RETRY_BACKOFF_MS)) - 1]
+
+
+def holding_queue(delay_ms: int) -> Queue:
+    name = f"delay.{delay_ms}ms"
+    exchange = Exchange(name, type="fanout", durable=True)
+    return Queue(
+        name,
+        exchange=exchange,
+        durable=True,
+        queue_arguments={"x-message-ttl": delay_ms, "x-dead-letter-exchange": ""},
+    )
+
+
+def durable_queue(name: str) -> Queue:
+    return Queue(name, exchange=Exchange("", type="direct"), routing_key=name, durable=True)
+
+
+class DelayedDelivery:
+    """Publishes a message to arrive in a target queue after a delay from the ladder."""
+
+    def __init__(self, amqp_uri: str):
+        self.publisher = Publisher(amqp_uri)
+        self._declared: set[int] = set()
+
+    def send_later(self, target_queue: str, payload, delay_ms: int, headers: dict | None = None) -> None:
+        if delay_ms not in LADDER_MS:
+            raise ValueError(f"{delay_ms} ms is not a step of the delay ladder")
+        queue = holding_queue(delay_ms)
+        declare = [] if delay_ms in self._declared else [queue]
+        self.publisher.publish(
+            payload, exchange=queue.exchange, routing_key=target_queue, headers=headers or {}, declare=declare
+        )
+        self._declared.add(delay_ms)
+
+    def send_now(self, target_queue: str, payload, headers: dict | None = None) -> None:
+        self.publisher.publish(payload, exchange=Exchange("", type="direct"), routing_key=target_queue,
+                               headers=headers or {})
+
+    def park(self, queue_name: str, payload, headers: dict | None = None) -> None:
+        """Put a message that keeps failing into ``<queue>.parked`` (a dead-letter queue)."""
+        parked = durable_queue(f"{queue_name}.parked")
+        self.publisher.publish(payload, exchange=parked.exchange, routing_key=parked.name,
+                               headers=headers or {}, declare=[parked])

@@ -1,0 +1,42 @@
+"""Liveness and readiness over HTTP for every nameko service (probes, `ticketing up`)."""
+from __future__ import annotations
+
+import json
+
+from kombu import Connection
+from nameko.dependency_providers import Config
+from nameko.web.handlers import http
+
+
+def broker_reachable(amqp_uri: str) -> None:
+    with Connection(amqp_uri, connect_timeout=2) as connection:
+        connection.ensure_connection(max_retries=1)
+
+
+class HealthMixin:
+    """Adds ``GET /healthz`` (the process answers) and ``GET /readyz`` (broker and database)."""
+
+    config = Config()
+
+    @http("GET", "/healthz")
+    def healthz(self, request):
+        return 200, {"Content-Type": "application/json"}, json.dumps({"status": "ok"})
+
+    @http("GET", "/readyz")
+    def readyz(self, request):
+        checks = {}
+        try:
+            broker_reachable(self.config["AMQP_URI"])
+            checks["broker"] = "ok"
+        except Exception as exc:  # report, don't crash the probe
+            checks["broker"] = f"unreachable: {type(exc).__name__}"
+        store = getattr(self, "store", None)
+        if store is not None:
+            try:
+                store.ping()
+                checks["database"] = "ok"
+            except Exception as exc:
+                checks["database"] = f"unreachable: {type(exc).__name__}"
+        ready = all(value == "ok" for value in checks.values())
+        body = json.dumps({"status": "ok" if ready else "unavailable", "checks": checks})
+        return (200 if ready else 503), {"Content-Type": "application/json"}, body

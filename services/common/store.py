@@ -1,0 +1,270 @@
+"""A service's database: sessions, the transactional outbox and the idempotent-consumer record.
+
+Usage inside a nameko service::
+
+    store = Store(Base)                  # a nameko DependencyProvider
+
+    with self.store.transaction() as tx:  # one database transaction
+        ticket = Ticket(...); tx.session.add(ticket)
+        tx.emit(events.TICKET_CREATED, **ticket.to_event())   # an outbox row, same transaction
+    # committed; the events are published now, after the commit
+
+If the process dies between the commit and the publish, the outbox relay (a
+thread of this provider) publishes the row a moment later, so no event is lost;
+consumers drop the duplicate that a crash *after* the publish can cause, by
+recording event ids in the same transaction as their effect
+(:meth:`Transaction.first_delivery`).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+
+import eventlet
+from nameko.amqp.publish import Publisher
+from nameko.standalone.events import get_event_exchange
+from nameko_sqlalchemy import Database
+from decimal import Decimal
+
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, TypeDecorator, delete, event, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from . import events
+
+log = logging.getLogger(__name__)
+
+RELAY_INTERVAL = float(os.environ.get("OUTBOX_RELAY_INTERVAL", "2"))
+#: a row younger than this is still being published by the request that wrote it
+RELAY_GRACE = float(os.environ.get("OUTBOX_RELAY_GRACE", "1"))
+#: test hook: exit the process right after committing an event of this name, before publishing it
+CRASH_AFTER_COMMIT = os.environ.get("TICKETING_CRASH_AFTER_COMMIT")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(DateTime):
+    """Timezone-aware UTC datetimes on PostgreSQL and SQLite alike."""
+
+    cache_ok = True
+
+    def __init__(self):
+        super().__init__(timezone=True)
+
+    def result_processor(self, dialect, coltype):
+        parent = super().result_processor(dialect, coltype)
+
+        def process(value):
+            value = parent(value) if parent else value
+            if value is not None and value.tzinfo is None:
+                value = value.replace(tzinfo=timezone.utc)
+            return value
+
+        return process
+
+
+class Money(TypeDecorator):
+    """An exact amount of money stored as integer cents (never a float, on any database)."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        cents = Decimal(value) * 100
+        if cents != cents.to_integral_value():
+            raise ValueError(f"{value} has more than 2 decimals")
+        return int(cents)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else (Decimal(value) / 100).quantize(Decimal("0.01"))
+
+
+class OutboxRecord:
+    """Mixin for a service's ``outbox`` table: events committed, not yet published."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_name: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class ProcessedEventRecord:
+    """Mixin for a service's ``processed_events`` table: (event id, consumer) applied."""
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    consumer: Mapped[str] = mapped_column(String(100), primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Transaction:
+    def __init__(self, session, store: "Store"):
+        self.session = session
+        self._store = store
+        self.outbox_rows: list = []
+
+    def emit(self, name: str, **data) -> dict:
+        """Record event ``name`` in the outbox, in this transaction. Returns the payload."""
+        payload = events.new_event(name, **data)
+        row = self._store.outbox_model(event_name=name, payload=payload)
+        self.session.add(row)
+        self.outbox_rows.append(row)
+        return payload
+
+    def first_delivery(self, event: events.Event, consumer: str) -> bool:
+        """Record that ``consumer`` applies ``event``; False if it already did (a redelivery)."""
+        model = self._store.processed_model
+        if self.session.get(model, (event.eventId, consumer)) is not None:
+            return False
+        self.session.add(model(event_id=event.eventId, consumer=consumer))
+        try:
+            self.session.flush()
+        except IntegrityError:  # a concurrent delivery of the same event won
+            self.session.rollback()
+            return False
+        return True
+
+
+class Store(Database):
+    """nameko-sqlalchemy's Database plus migrations, the outbox and its relay."""
+
+    def __init__(self, declarative_base, outbox_model=None, processed_model=None, **options):
+        # rows stay readable after commit: the outbox rows are published from memory
+        options.setdefault("session_options", {"expire_on_commit": False})
+        super().__init__(declarative_base, **options)
+        self.outbox_model = outbox_model
+        self.processed_model = processed_model
+
+    # -- lifecycle -------------------------------------------------------
+    def setup(self):
+        super().setup()
+        configure_engine(self.engine)
+        from .migrations import upgrade
+
+        upgrade(self.container.service_name, self.engine)
+        self.publisher = Publisher(self.container.config["AMQP_URI"])
+        self.exchange = get_event_exchange(self.container.service_name, self.container.config)
+        self._running = False
+
+    def start(self):
+        if self.outbox_model is not None:
+            self._running = True
+            self.container.spawn_managed_thread(self._relay_forever)
+
+    def stop(self):
+        self._running = False
+        super().stop()
+
+    def kill(self):
+        self._running = False
+        super().kill()
+
+    def get_dependency(self, worker_ctx):
+        return StoreApi(self, super().get_dependency(worker_ctx))
+
+    # -- outbox ----------------------------------------------------------
+    def publish_rows(self, rows) -> None:
+        """Publish outbox rows (already committed) and delete them."""
+        if not rows:
+            return
+        for row in rows:
+            self.publisher.publish(
+                row.payload, exchange=self.exchange, routing_key=row.event_name, declare=[self.exchange]
+            )
+        ids = [row.id for row in rows]
+        with self.Session() as session:
+            session.execute(delete(self.outbox_model).where(self.outbox_model.id.in_(ids)))
+            session.commit()
+
+    def relay_once(self, grace: float = RELAY_GRACE) -> int:
+        """Publish what a crash or a broker outage left in the outbox. Returns how many."""
+        cutoff = utcnow() - timedelta(seconds=grace)
+        model = self.outbox_model
+        with self.Session() as session:
+            query = select(model).where(model.created_at <= cutoff).order_by(model.id).limit(500)
+            if self.engine.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = session.scalars(query).all()
+            for row in rows:
+                self.publisher.publish(
+                    row.payload, exchange=self.exchange, routing_key=row.event_name, declare=[self.exchange]
+                )
+            if rows:
+                session.execute(delete(model).where(model.id.in_([r.id for r in rows])))
+                log.info("outbox relay published %d event(s) left unpublished", len(rows))
+            session.commit()
+            return len(rows)
+
+    def _relay_forever(self):
+        while self._running:
+            try:
+                self.relay_once()
+            except Exception:  # broker or database away: try again next round
+                log.exception("outbox relay failed; retrying in %ss", RELAY_INTERVAL)
+            eventlet.sleep(RELAY_INTERVAL)
+
+
+class StoreApi:
+    """What a worker sees as ``self.store``."""
+
+    def __init__(self, provider: Store, db):
+        self._provider = provider
+        self._db = db
+
+    @property
+    def engine(self):
+        return self._provider.engine
+
+    @contextmanager
+    def read(self):
+        """A session for reads; nothing is committed."""
+        session = self._db.get_session()
+        try:
+            yield session
+        finally:
+            session.rollback()
+
+    @contextmanager
+    def transaction(self):
+        """One database transaction; commits on success, then publishes what it emitted."""
+        session = self._db.get_session()
+        tx = Transaction(session, self._provider)
+        try:
+            yield tx
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        if tx.outbox_rows:
+            if CRASH_AFTER_COMMIT and any(r.event_name == CRASH_AFTER_COMMIT for r in tx.outbox_rows):
+                log.warning("test hook: exiting between commit and publish of %s", CRASH_AFTER_COMMIT)
+                os._exit(70)
+            try:
+                self._provider.publish_rows(tx.outbox_rows)
+            except Exception:
+                # Committed, so not lost: the relay publishes it once the broker is back.
+                log.exception("publishing after commit failed; the outbox relay will retry")
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+
+def configure_engine(engine) -> None:
+    """SQLite: WAL and a busy timeout so that concurrent writers wait instead of failing."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+

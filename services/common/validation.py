@@ -1,0 +1,116 @@
+"""Field rules shared by the gateway (request bodies) and the services (domain invariants).
+
+Prices are exact: JSON numbers are parsed as ``Decimal`` (never float), must be
+> 0, at most 1,000,000 and have at most 2 decimals. Strings are trimmed.
+"""
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic_core import PydanticCustomError
+
+from .errors import BadRequest
+
+MAX_PRICE = Decimal("1000000")
+
+
+def _money(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal, str, float)):
+        raise PydanticCustomError("price", "Price must be a number")
+    try:
+        price = Decimal(str(value)) if not isinstance(value, Decimal) else value
+    except InvalidOperation:
+        raise PydanticCustomError("price", "Price must be a number") from None
+    if not price.is_finite():
+        raise PydanticCustomError("price", "Price must be a number")
+    if price <= 0:
+        raise PydanticCustomError("price", "Price must be greater than 0")
+    if price > MAX_PRICE:
+        raise PydanticCustomError("price", "Price must be at most 1,000,000")
+    if price != price.quantize(Decimal("0.01")):
+        raise PydanticCustomError("price", "Price must have at most 2 decimals")
+    return price.quantize(Decimal("0.01"))
+
+
+def _json_number(value: Any) -> Any:
+    """At the HTTP edge a price must be a JSON number, not a string."""
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal, float)):
+        raise PydanticCustomError("price", "Price must be a number")
+    return value
+
+
+def _text(name: str, low: int, high: int):
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise PydanticCustomError("text", f"{name} must be a string")
+        value = value.strip()
+        if len(value) < low:
+            raise PydanticCustomError("text", f"{name} is required" if low == 1 else
+                                      f"{name} must be between {low} and {high} characters")
+        if len(value) > high:
+            raise PydanticCustomError("text", f"{name} must be at most {high} characters" if low == 1 else
+                                      f"{name} must be between {low} and {high} characters")
+        return value
+
+    return check
+
+
+def _email(value: Any) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("email", "Email must be valid")
+    value = value.strip().lower()
+    local, _, domain = value.partition("@")
+    if (not local or "." not in domain or domain.startswith(".") or domain.endswith(".")
+            or len(value) > 254 or any(c.isspace() for c in value) or "@" in domain):
+        raise PydanticCustomError("email", "Email must be valid")
+    return value
+
+
+def _opaque_id(name: str):
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not is_valid_id(value):
+            raise PydanticCustomError("id", f"{name} must be a valid id")
+        return value
+
+    return check
+
+
+Money = Annotated[Decimal, BeforeValidator(_money)]
+JsonMoney = Annotated[Decimal, BeforeValidator(_money), BeforeValidator(_json_number)]
+Title = Annotated[str, BeforeValidator(_text("Title", 1, 200))]
+Email = Annotated[str, BeforeValidator(_email)]
+Password = Annotated[str, BeforeValidator(_text("Password", 4, 20))]
+
+
+def IdOf(name: str):  # noqa: N802 - reads like a type
+    return Annotated[str, BeforeValidator(_opaque_id(name))]
+
+
+def NonEmpty(name: str):  # noqa: N802
+    return Annotated[str, BeforeValidator(_text(name, 1, 500))]
+
+
+def is_valid_id(value: str) -> bool:
+    """Ids are 32 lower-case hex characters (uuid4().hex)."""
+    return isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+def validate(model: type[Input], data: Any) -> Input:
+    """Validate ``data`` or raise BadRequest naming the first bad field."""
+    if not isinstance(data, dict):
+        raise BadRequest("Request body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else None
+        message = error["msg"]
+        if error["type"] == "missing":
+            message = f"{field[0].upper() + field[1:]} is required" if field else "A field is required"
+        raise BadRequest(message, field=field) from None

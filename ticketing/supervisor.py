@@ -1,0 +1,114 @@
+"""``ticketing up``: every component as a child process, one log stream, one origin.
+
+Each service gets a health port (PORT + 1000 + n); the web process serves the
+gateway and the frontend on PORT. A component that dies is restarted (with a
+growing pause), so a crash loses nothing: the broker keeps its messages and the
+outboxes keep their events. Ctrl-C (or SIGTERM) stops everything in order.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+from .cli import available_services
+
+STOP_TIMEOUT = 10
+
+
+class Child:
+    def __init__(self, name: str, env: dict, health_url: str):
+        self.name, self.env, self.health_url = name, env, health_url
+        self.process: subprocess.Popen | None = None
+        self.restarts = 0
+        self.started_at = 0.0
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ticketing.cli", "run", self.name], env=self.env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, bufsize=1, text=True,
+        )
+        self.started_at = time.monotonic()
+        threading.Thread(target=self._pump, args=(self.process,), daemon=True).start()
+
+    def _pump(self, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            emit(self.name, line.rstrip("\n"))
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.health_url, timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+
+_print_lock = threading.Lock()
+
+
+def emit(name: str, line: str) -> None:
+    with _print_lock:
+        sys.stdout.write(f"{name:>12} | {line}\n")
+        sys.stdout.flush()
+
+
+def up() -> int:
+    os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
+    port = int(os.environ.get("PORT") or 8080)
+    base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    base_env.setdefault("GATEWAY_URL", f"http://127.0.0.1:{port}")
+    base_env.setdefault("PUBLIC_URL", f"http://localhost:{port}")
+
+    children = []
+    for n, name in enumerate(available_services()):
+        health_port = port + 1000 + n
+        env = {**base_env, "HEALTH_PORT": str(health_port), "HEALTH_HOST": "127.0.0.1"}
+        children.append(Child(name, env, f"http://127.0.0.1:{health_port}/readyz"))
+    children.append(Child("web", {**base_env, "PORT": str(port), "HOST": base_env.get("HOST", "127.0.0.1")},
+                          f"http://127.0.0.1:{port}/api/readyz"))
+
+    stopping = threading.Event()
+
+    def request_stop(signum, _frame):
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    for child in children:
+        child.start()
+    emit("ticketing", f"starting {', '.join(c.name for c in children)}")
+
+    announced = False
+    while not stopping.wait(0.5):
+        for child in children:
+            code = child.process.poll()
+            if code is None:
+                continue
+            pause = min(2 ** child.restarts, 30) if time.monotonic() - child.started_at < 30 else 1
+            emit("ticketing", f"{child.name} exited with {code}; restarting in {pause}s")
+            if stopping.wait(pause):
+                break
+            child.restarts += 1
+            child.start()
+        if not announced and all(child.healthy() for child in children):
+            announced = True
+            emit("ticketing", f"ready: http://localhost:{port} (API at /api, Ctrl-C stops)")
+
+    emit("ticketing", "stopping")
+    for child in reversed(children):
+        if child.process and child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for child in children:
+        try:
+            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            emit("ticketing", f"{child.name} did not stop in time; killing it")
+            child.process.kill()
+    emit("ticketing", "stopped")
+    return 0
