@@ -11,7 +11,7 @@ import secrets
 
 from flask import Flask, g, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from . import settings
 from .api import ApiError, GatewayUnavailable, gateway, make_http_session
@@ -191,8 +191,8 @@ def _register_error_handlers(app):
             return exc
         return render_error(exc.code or 500)
 
-    @app.errorhandler(Exception)
+    @app.errorhandler(InternalServerError)
     def unexpected(exc):
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        # Flask has logged the traceback; the browser gets our page, never the traceback.
         g.gateway_down = True  # don't risk a second failure while drawing the header
         return render_error(500)
