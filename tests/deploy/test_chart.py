@@ -1,0 +1,538 @@
+"""The Helm chart, rendered offline through helm-python-sdk: it lints, every
+manifest is a valid Kubernetes object, and the things an operator relies on
+(probes, security, routing, secrets, migrations) hold for the defaults, the
+production values and every toggle."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import pytest
+
+from .support import (
+    CHART,
+    DATABASE_SERVICES,
+    DEPLOYED,
+    HEALTH_PATHS,
+    KUBE_VERSION,
+    SECRET_ENV,
+    SERVICES,
+    by_name,
+    component_of,
+    deep_merge,
+    load_values,
+    manifests,
+    of_kind,
+    pod_spec,
+    render,
+    validate_k8s,
+)
+
+PRODUCTION = load_values("values-production.yaml")
+
+# A production install as the README describes it: values-production.yaml plus
+# the operator's own image and host.
+PRODUCTION_INSTALL = deep_merge(
+    PRODUCTION,
+    {"image": {"repository": "registry.example.com/ticketing", "tag": "1.2.3"}, "ingress": {"host": "tickets.example.com"}},
+)
+
+EXTERNAL_URLS = {
+    svc: f"postgresql+psycopg://u:p@db.example.com:5432/ticketing_{svc}" for svc in DATABASE_SERVICES
+}
+
+# name -> values: the defaults, the production file, and each toggle flipped.
+SCENARIOS: dict[str, dict] = {
+    "defaults": {},
+    "production": PRODUCTION_INSTALL,
+    **{f"{c}-disabled": {c: {"enabled": False}} for c in DEPLOYED},
+    "web-only": {c: {"enabled": False} for c in SERVICES},
+    "services-only": {"gateway": {"enabled": False}, "frontend": {"enabled": False}},
+    "ingress-disabled": {"ingress": {"enabled": False}},
+    "ingress-tls": {"ingress": {"host": "t.example.com", "tls": [{"secretName": "t-tls", "hosts": ["t.example.com"]}]}},
+    "autoscaling": {"gateway": {"autoscaling": {"enabled": True}}, "frontend": {"autoscaling": {"enabled": True}}},
+    "pdb-disabled": {"gateway": {"podDisruptionBudget": {"enabled": False}}, "frontend": {"podDisruptionBudget": {"enabled": False}}},
+    "pdb-min-available": {"gateway": {"podDisruptionBudget": {"minAvailable": 1}}},
+    "migrations-disabled": {"migrations": {"enabled": False}},
+    "no-service-account": {"serviceAccount": {"create": False}},
+    "no-persistence": {
+        "rabbitmq": {"inCluster": {"persistence": {"enabled": False}}},
+        "postgresql": {"inCluster": {"persistence": {"enabled": False}}},
+    },
+    "topology-spread": {"topologySpread": {"enabled": True}},
+    "rabbitmq-external-uri": {"rabbitmq": {"inCluster": {"enabled": False}, "external": {"uri": "amqp://u:p@mq:5672/"}}},
+    "rabbitmq-external-secret": {"rabbitmq": {"inCluster": {"enabled": False}, "external": {"existingSecret": "mq"}}},
+    "postgresql-external-urls": {"postgresql": {"inCluster": {"enabled": False}, "external": {"urls": EXTERNAL_URLS}}},
+    "postgresql-external-secret": {"postgresql": {"inCluster": {"enabled": False}, "external": {"existingSecret": "dbs"}}},
+    "secrets-from-values": {
+        "secrets": {
+            "jwtKey": {"value": "jwt-from-values"},
+            "secretKey": {"value": "secret-from-values"},
+            "stripeKey": {"value": "sk_test_from_values"},
+            "sendgridApiKey": {"value": "SG.from-values"},
+        }
+    },
+    "secrets-existing": {
+        "secrets": {
+            "jwtKey": {"existingSecret": "jwt"},
+            "secretKey": {"existingSecret": "web"},
+            "stripeKey": {"existingSecret": "stripe-secret"},
+            "sendgridApiKey": {"existingSecret": "sendgrid-secret"},
+        }
+    },
+    "secrets-not-generated": {"secrets": {"generate": False}},
+    "production-environment": {"config": {"environment": "production", "extra": {"LOG_LEVEL": "info"}}},
+    "component-extras": {
+        "orders": {"env": {"FEATURE_X": "on"}, "nodeSelector": {"pool": "apps"}, "tolerations": [{"key": "k", "operator": "Exists"}]},
+        "imagePullSecrets": [{"name": "regcred"}],
+    },
+}
+
+
+@pytest.fixture(scope="module", params=sorted(SCENARIOS), ids=sorted(SCENARIOS))
+def scenario(request):
+    values = SCENARIOS[request.param]
+    return request.param, values, manifests(values)
+
+
+def enabled(values: dict, component: str) -> bool:
+    return values.get(component, {}).get("enabled", True)
+
+
+def container(obj: dict) -> dict:
+    (only,) = pod_spec(obj)["containers"]
+    return only
+
+
+def env_list(c: dict) -> list[dict]:
+    return c.get("env") or []
+
+
+# ------------------------------------------------------------------ lint
+
+@pytest.mark.parametrize("values_file", ["values.yaml", "values-production.yaml"])
+def test_lints_in_strict_mode(values_file):
+    import helm_python
+
+    values = PRODUCTION_INSTALL if values_file == "values-production.yaml" else None
+    report = helm_python.lint(str(CHART), values, strict=True, kube_version=f"v{KUBE_VERSION}")
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert not report["errors"], report
+    assert not problems, problems
+
+
+# ------------------------------------------------------- every scenario
+
+def test_every_manifest_is_a_valid_kubernetes_object(scenario):
+    _, _, objects = scenario
+    assert objects
+    for obj in objects:
+        try:
+            validate_k8s(obj)
+        except Exception as exc:  # name the object in the failure
+            raise AssertionError(f"{obj['kind']}/{obj['metadata'].get('name')}: {getattr(exc, 'message', exc)}") from exc
+
+
+def test_one_deployment_per_enabled_component(scenario):
+    _, values, objects = scenario
+    deployed = {component_of(d) for d in of_kind(objects, "Deployment")}
+    assert deployed == {c for c in DEPLOYED if enabled(values, c)}
+    names = [o["metadata"]["name"] for o in objects]
+    assert len(names) == len(set((o["kind"], o["metadata"]["name"]) for o in objects)), "duplicate objects"
+
+
+def test_deployments_run_the_component_they_are_named_after(scenario, components):
+    _, _, objects = scenario
+    for d in of_kind(objects, "Deployment"):
+        c = container(d)
+        assert c["args"] == ["run", component_of(d)]
+        assert component_of(d) in components, f"`ticketing run {component_of(d)}` is not a CLI component"
+        assert "command" not in c, "the image's ENTRYPOINT (ticketing) must stay"
+
+
+def test_deployments_have_probes_on_the_health_endpoints(scenario):
+    _, _, objects = scenario
+    for d in of_kind(objects, "Deployment"):
+        name = component_of(d)
+        live, ready = HEALTH_PATHS[name]
+        c = container(d)
+        for probe, path in (("livenessProbe", live), ("readinessProbe", ready), ("startupProbe", live)):
+            assert c[probe]["httpGet"] == {"path": path, "port": 8000}, (name, probe)
+        if name in SERVICES:
+            # liveness must not depend on the broker or the database; readiness does
+            assert (live, ready) == ("/healthz", "/readyz")
+        assert {p["containerPort"] for p in c["ports"]} == {8000}
+
+
+def test_deployments_have_resources(scenario):
+    _, _, objects = scenario
+    for d in of_kind(objects, "Deployment"):
+        resources = container(d)["resources"]
+        assert resources["requests"]["cpu"] and resources["requests"]["memory"], d["metadata"]["name"]
+        assert resources["limits"]["memory"], d["metadata"]["name"]
+
+
+def test_pods_run_as_non_root_with_a_read_only_root(scenario):
+    _, _, objects = scenario
+    for workload in of_kind(objects, "Deployment") + of_kind(objects, "Job"):
+        spec = pod_spec(workload)
+        pod_sc = spec["securityContext"]
+        assert pod_sc["runAsNonRoot"] is True
+        assert pod_sc["runAsUser"] != 0
+        assert pod_sc["seccompProfile"]["type"] == "RuntimeDefault"
+        assert spec["automountServiceAccountToken"] is False
+        for c in spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["runAsNonRoot"] is True
+            assert sc["readOnlyRootFilesystem"] is True
+            assert sc["allowPrivilegeEscalation"] is False
+            assert sc["capabilities"]["drop"] == ["ALL"]
+            assert not sc.get("privileged")
+            mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+            assert "/tmp" in mounts, "a read-only root needs a writable /tmp"
+            volumes = {v["name"]: v for v in spec["volumes"]}
+            for mount_name in mounts.values():
+                assert "emptyDir" in volumes[mount_name], mount_name
+
+
+def test_the_mail_outbox_is_writable_where_emails_are_written(scenario):
+    _, _, objects = scenario
+    config = next(iter(by_name(objects, "ConfigMap").values()))
+    outbox = [cm for cm in of_kind(objects, "ConfigMap") if "MAIL_OUTBOX_DIR" in cm.get("data", {})]
+    assert outbox, config
+    path = outbox[0]["data"]["MAIL_OUTBOX_DIR"]
+    for d in of_kind(objects, "Deployment"):
+        if component_of(d) == "confirmation":
+            mounts = {m["mountPath"] for m in container(d)["volumeMounts"]}
+            assert path in mounts
+
+
+def test_in_chart_infrastructure_runs_as_non_root(scenario):
+    _, _, objects = scenario
+    for sts in of_kind(objects, "StatefulSet"):
+        spec = pod_spec(sts)
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        for c in spec["containers"]:
+            assert c["securityContext"]["allowPrivilegeEscalation"] is False
+            assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+            assert c["livenessProbe"] and c["readinessProbe"] and c["resources"]
+
+
+def test_every_reference_resolves(scenario):
+    """Names the pods use (ConfigMaps, Secrets, ServiceAccounts, Services,
+    $(VARS)) exist in the release or are Secrets the values say exist."""
+    name, values, objects = scenario
+    merged = deep_merge(load_values("values.yaml"), values)
+    existing = {s["existingSecret"] for s in merged["secrets"].values() if isinstance(s, dict) and s.get("existingSecret")}
+    existing |= {merged["rabbitmq"]["external"]["existingSecret"], merged["postgresql"]["external"]["existingSecret"]} - {""}
+    secrets = {n: set((s.get("data") or {}).keys()) for n, s in by_name(objects, "Secret").items()}
+    configmaps = by_name(objects, "ConfigMap")
+    accounts = set(by_name(objects, "ServiceAccount")) | {"default"}
+    services = by_name(objects, "Service")
+
+    for workload in of_kind(objects, "Deployment") + of_kind(objects, "StatefulSet") + of_kind(objects, "Job"):
+        spec = pod_spec(workload)
+        if "serviceAccountName" in spec:
+            assert spec["serviceAccountName"] in accounts
+        for c in spec["containers"]:
+            for source in c.get("envFrom", []):
+                assert source["configMapRef"]["name"] in configmaps
+            defined: set[str] = set()
+            for var in env_list(c):
+                ref = var.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    if ref["name"] in existing:
+                        pass
+                    else:
+                        assert ref["name"] in secrets, f"{workload['metadata']['name']}: {var['name']} from missing Secret {ref['name']}"
+                        assert ref["key"] in secrets[ref["name"]], f"{var['name']}: Secret {ref['name']} has no key {ref['key']}"
+                for used in re.findall(r"\$\(([A-Z0-9_]+)\)", var.get("value", "")):
+                    assert used in defined, f"{var['name']} uses $({used}) before it is defined"
+                defined.add(var["name"])
+        for volume in spec.get("volumes", []):
+            if "configMap" in volume:
+                assert volume["configMap"]["name"] in configmaps
+
+    for svc in services.values():
+        selector = svc["spec"]["selector"]
+        matches = [
+            w for w in of_kind(objects, "Deployment") + of_kind(objects, "StatefulSet")
+            if selector.items() <= w["spec"]["template"]["metadata"]["labels"].items()
+        ]
+        assert len(matches) == 1, svc["metadata"]["name"]
+        port_names = {p["name"] for c in pod_spec(matches[0])["containers"] for p in c["ports"]}
+        for port in svc["spec"]["ports"]:
+            assert port["targetPort"] in port_names
+
+    for ing in of_kind(objects, "Ingress"):
+        for rule in ing["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                assert backend["name"] in services
+                assert backend["port"]["name"] in {p["name"] for p in services[backend["name"]]["spec"]["ports"]}
+
+    deployments = by_name(objects, "Deployment")
+    for hpa in of_kind(objects, "HorizontalPodAutoscaler"):
+        target = deployments[hpa["spec"]["scaleTargetRef"]["name"]]
+        assert "replicas" not in target["spec"], "an autoscaled Deployment must leave replicas to the HPA"
+    for pdb in of_kind(objects, "PodDisruptionBudget"):
+        selector = pdb["spec"]["selector"]["matchLabels"]
+        assert any(selector.items() <= d["spec"]["template"]["metadata"]["labels"].items() for d in deployments.values())
+
+
+def test_each_service_sees_only_its_own_database(scenario):
+    _, _, objects = scenario
+    for d in of_kind(objects, "Deployment"):
+        name = component_of(d)
+        urls = {v["name"] for v in env_list(container(d)) if v["name"].endswith("_DATABASE_URL")}
+        expected = {f"{name.upper()}_DATABASE_URL"} if name in DATABASE_SERVICES else set()
+        assert urls == expected, name
+        names = {v["name"] for v in env_list(container(d))}
+        assert "AMQP_URI" in names
+
+
+def test_configuration_reaches_every_component(scenario):
+    _, values, objects = scenario
+    (config,) = [cm for cm in of_kind(objects, "ConfigMap") if component_of(cm) is None]
+    data = config["data"]
+    assert data["PSYCOPG_WAIT_FUNC"] == "wait_select"
+    assert data["HEALTH_PORT"] == data["PORT"] == "8000"
+    assert all(isinstance(v, str) for v in data.values())
+    assert not set(SECRET_ENV) & set(data), "secrets do not belong in the ConfigMap"
+    assert data["GATEWAY_URL"].startswith("http://") and "gateway" in data["GATEWAY_URL"]
+    for d in of_kind(objects, "Deployment"):
+        assert {"configMapRef": {"name": config["metadata"]["name"]}} in container(d)["envFrom"]
+        annotations = d["spec"]["template"]["metadata"]["annotations"]
+        assert "checksum/config" in annotations
+
+
+def test_migration_job_is_a_hook_running_ticketing_migrate(scenario, components):
+    name, values, objects = scenario
+    merged = deep_merge(load_values("values.yaml"), values)
+    jobs = of_kind(objects, "Job")
+    migrated = [s for s in DATABASE_SERVICES if enabled(values, s)]
+    if not merged["migrations"]["enabled"] or not migrated:
+        assert not jobs
+        return
+    (job,) = jobs
+    hook = job["metadata"]["annotations"]["helm.sh/hook"].split(",")
+    assert "pre-upgrade" in hook
+    if merged["postgresql"]["inCluster"]["enabled"]:
+        assert "post-install" in hook, "the in-chart database exists only after install"
+    else:
+        assert "pre-install" in hook
+    assert "before-hook-creation" in job["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+    c = container(job)
+    assert c["args"] == ["migrate", *migrated]
+    assert set(c["args"][1:]) <= set(components)
+    env = {v["name"]: v for v in env_list(c)}
+    assert env["PSYCOPG_WAIT_FUNC"]["value"] == "wait_select"
+    assert {f"{s.upper()}_DATABASE_URL" for s in migrated} <= set(env)
+
+
+def test_pre_install_hooks_use_nothing_the_release_has_not_created_yet(scenario):
+    """Before install only hook objects and pre-existing Secrets exist."""
+    name, values, objects = scenario
+    merged = deep_merge(load_values("values.yaml"), values)
+    existing = {s["existingSecret"] for s in merged["secrets"].values() if isinstance(s, dict) and s.get("existingSecret")}
+    existing |= {merged["rabbitmq"]["external"]["existingSecret"], merged["postgresql"]["external"]["existingSecret"]} - {""}
+    hooks = [o for o in objects if "helm.sh/hook" in o["metadata"].get("annotations", {})]
+    pre_install = [o for o in hooks if "pre-install" in o["metadata"]["annotations"]["helm.sh/hook"]]
+    hook_secrets = {o["metadata"]["name"] for o in pre_install if o["kind"] == "Secret"}
+    for job in (o for o in pre_install if o["kind"] == "Job"):
+        spec = pod_spec(job)
+        assert "serviceAccountName" not in spec
+        for c in spec["containers"]:
+            assert "envFrom" not in c
+            for var in env_list(c):
+                ref = var.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    assert ref["name"] in existing | hook_secrets, var
+        weights = {o["kind"]: int(o["metadata"]["annotations"].get("helm.sh/hook-weight", 0)) for o in pre_install}
+        if "Secret" in weights:
+            assert weights["Secret"] < weights["Job"]
+
+
+def test_gateway_and_frontend_have_services_and_disruption_budgets(scenario):
+    _, values, objects = scenario
+    merged = deep_merge(load_values("values.yaml"), values)
+    services = {component_of(s) for s in of_kind(objects, "Service")}
+    pdbs = {component_of(p) for p in of_kind(objects, "PodDisruptionBudget")}
+    hpas = {component_of(h) for h in of_kind(objects, "HorizontalPodAutoscaler")}
+    for web in ("gateway", "frontend"):
+        on = merged[web]["enabled"]
+        assert (web in services) == on
+        assert (web in pdbs) == (on and merged[web]["podDisruptionBudget"]["enabled"])
+        assert (web in hpas) == (on and merged[web]["autoscaling"]["enabled"])
+    assert not (pdbs | hpas) - {"gateway", "frontend"}
+
+
+# ------------------------------------------------------------ the ingress
+
+def ingress_routes(objects) -> dict[str, str]:
+    (ing,) = of_kind(objects, "Ingress")
+    (rule,) = ing["spec"]["rules"]
+    return {p["path"]: (p["pathType"], component_of(by_name(objects, "Service")[p["backend"]["service"]["name"]])) for p in rule["http"]["paths"]}
+
+
+def test_ingress_routes_api_to_the_gateway_and_the_rest_to_the_frontend():
+    objects = manifests({})
+    (ing,) = of_kind(objects, "Ingress")
+    assert ing["spec"]["ingressClassName"] == "nginx"
+    assert ing["spec"]["rules"][0]["host"] == "ticketing.local"
+    assert ingress_routes(objects) == {"/api": ("Prefix", "gateway"), "/": ("Prefix", "frontend")}
+    config = by_name(objects, "ConfigMap")["shop-ticketing"]["data"]
+    assert config["PUBLIC_URL"] == "http://ticketing.local"
+
+
+def test_ingress_follows_the_enabled_web_components():
+    assert ingress_routes(manifests({"frontend": {"enabled": False}})) == {"/api": ("Prefix", "gateway")}
+    assert ingress_routes(manifests({"gateway": {"enabled": False}})) == {"/": ("Prefix", "frontend")}
+    assert not of_kind(manifests({"gateway": {"enabled": False}, "frontend": {"enabled": False}}), "Ingress")
+    assert not of_kind(manifests({"ingress": {"enabled": False}}), "Ingress")
+
+
+def test_ingress_tls_makes_the_public_url_https():
+    objects = manifests(SCENARIOS["ingress-tls"])
+    (ing,) = of_kind(objects, "Ingress")
+    assert ing["spec"]["tls"] == [{"secretName": "t-tls", "hosts": ["t.example.com"]}]
+    assert by_name(objects, "ConfigMap")["shop-ticketing"]["data"]["PUBLIC_URL"] == "https://t.example.com"
+
+
+# ---------------------------------------------------------------- secrets
+
+def secret_env(objects, component) -> dict[str, dict]:
+    (d,) = [d for d in of_kind(objects, "Deployment") if component_of(d) == component]
+    return {v["name"]: v["valueFrom"]["secretKeyRef"] for v in env_list(container(d)) if "valueFrom" in v}
+
+
+def test_defaults_generate_signing_keys_and_leave_payment_and_email_offline():
+    objects = manifests({})
+    (secret,) = of_kind(objects, "Secret")
+    keys = set(secret["data"])
+    assert {"JWT_KEY", "SECRET_KEY", "RABBITMQ_PASSWORD", "POSTGRES_PASSWORD"} == keys
+    assert all(len(base64.b64decode(v)) >= 32 for v in secret["data"].values())
+    assert "STRIPE_KEY" not in secret_env(objects, "payments")  # offline sandbox
+    assert "SENDGRID_API_KEY" not in secret_env(objects, "confirmation")  # .eml files
+
+
+def test_secrets_from_values_go_into_the_chart_secret_and_only_where_needed():
+    objects = manifests(SCENARIOS["secrets-from-values"])
+    (secret,) = of_kind(objects, "Secret")
+    assert base64.b64decode(secret["data"]["STRIPE_KEY"]) == b"sk_test_from_values"
+    assert secret_env(objects, "payments")["STRIPE_KEY"] == {"name": "shop-ticketing", "key": "STRIPE_KEY"}
+    assert secret_env(objects, "confirmation")["SENDGRID_API_KEY"] == {"name": "shop-ticketing", "key": "SENDGRID_API_KEY"}
+    for component in ("auth", "gateway", "orders"):
+        env = secret_env(objects, component)
+        assert "STRIPE_KEY" not in env and "SENDGRID_API_KEY" not in env
+        assert env["JWT_KEY"] == {"name": "shop-ticketing", "key": "JWT_KEY"}
+
+
+def test_existing_secrets_are_referenced_like_the_originals_stripe_and_sendgrid_secrets():
+    objects = manifests(SCENARIOS["secrets-existing"])
+    (secret,) = of_kind(objects, "Secret")  # only the in-chart infrastructure passwords
+    assert set(secret["data"]) == {"RABBITMQ_PASSWORD", "POSTGRES_PASSWORD"}
+    assert secret_env(objects, "payments")["STRIPE_KEY"] == {"name": "stripe-secret", "key": "STRIPE_KEY"}
+    assert secret_env(objects, "confirmation")["SENDGRID_API_KEY"] == {"name": "sendgrid-secret", "key": "SENDGRID_API_KEY"}
+
+
+def test_production_values_file_holds_no_secret():
+    def walk(node, path=""):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield from walk(value, f"{path}.{key}")
+        else:
+            yield path, node
+
+    for path, value in walk(PRODUCTION):
+        leaf = path.rsplit(".", 1)[-1].lower()
+        if leaf in {"value", "password", "uri"} or path.startswith(".postgresql.external.urls"):
+            assert not value, f"{path} must not be set in values-production.yaml"
+    assert not re.search(r"://[^/\s:@]+:[^/\s@]+@", json.dumps(PRODUCTION)), "no credentials inside URLs"
+    assert PRODUCTION["secrets"]["generate"] is False
+
+
+def test_production_renders_no_secret_values():
+    objects = manifests(PRODUCTION_INSTALL)
+    assert not [s for s in of_kind(objects, "Secret") if s.get("data") or s.get("stringData")]
+    for obj in objects:
+        if obj["kind"] in ("Deployment", "Job"):
+            for c in pod_spec(obj)["containers"]:
+                for var in env_list(c):
+                    if var["name"] in SECRET_ENV or var["name"] == "AMQP_URI" or var["name"].endswith(("_DATABASE_URL", "PASSWORD")):
+                        assert "value" not in var, f"{obj['metadata']['name']}: {var['name']} must come from a Secret"
+    assert not of_kind(objects, "StatefulSet"), "production uses external RabbitMQ and PostgreSQL"
+    for d in of_kind(objects, "Deployment"):
+        env = {v["name"]: v for v in env_list(container(d))}
+        assert env["AMQP_URI"]["valueFrom"]["secretKeyRef"] == {"name": "ticketing-amqp", "key": "AMQP_URI"}
+    config = by_name(objects, "ConfigMap")["shop-ticketing"]["data"]
+    assert config["TICKETING_ENV"] == "production"
+    assert config["PUBLIC_URL"].startswith("https://")
+
+
+@pytest.mark.parametrize("item", ["jwtKey", "secretKey", "stripeKey", "sendgridApiKey"])
+def test_production_requires_each_secret_rather_than_inventing_one(item):
+    import helm_python
+
+    values = deep_merge(PRODUCTION_INSTALL, {"secrets": {item: {"existingSecret": ""}}})
+    with pytest.raises(helm_python.HelmError, match=f"secrets.{item} is required"):
+        render(values)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"rabbitmq": {"external": {"existingSecret": ""}}}, "rabbitmq.external"),
+        ({"postgresql": {"external": {"existingSecret": ""}}}, "postgresql.external"),
+    ],
+    ids=["rabbitmq", "postgresql"],
+)
+def test_external_infrastructure_must_be_configured(override, message):
+    import helm_python
+
+    with pytest.raises(helm_python.HelmError, match=message):
+        render(deep_merge(PRODUCTION_INSTALL, override))
+
+
+# ------------------------------------------------- values toggles, scale
+
+def test_replicas_come_from_values():
+    objects = manifests({"orders": {"replicas": 4}, "gateway": {"replicas": 3}})
+    replicas = {component_of(d): d["spec"].get("replicas") for d in of_kind(objects, "Deployment")}
+    assert replicas["orders"] == 4 and replicas["gateway"] == 3
+
+
+def test_image_and_pull_secrets_come_from_values():
+    objects = manifests(PRODUCTION_INSTALL)
+    for workload in of_kind(objects, "Deployment") + of_kind(objects, "Job"):
+        assert container(workload)["image"] == "registry.example.com/ticketing:1.2.3"
+    objects = manifests({})
+    assert {container(d)["image"] for d in of_kind(objects, "Deployment")} == {"ticketing:0.1.0"}
+
+
+def test_in_chart_postgresql_creates_one_database_per_service():
+    from .support import REPO
+
+    objects = manifests({})
+    init = by_name(objects, "ConfigMap")["shop-ticketing-postgresql-init"]["data"]["10-init-databases.sql"]
+    created = re.findall(r"CREATE DATABASE (\w+);", init)
+    assert created == [f"ticketing_{s}" for s in DATABASE_SERVICES]
+    compose_sql = (REPO / "deploy" / "postgres" / "init-databases.sql").read_text()
+    assert re.findall(r"CREATE DATABASE (\w+);", compose_sql) == created
+    for d in of_kind(objects, "Deployment"):
+        for var in env_list(container(d)):
+            if var["name"].endswith("_DATABASE_URL"):
+                assert var["value"].startswith("postgresql+psycopg://")
+                assert var["value"].rsplit("/", 1)[1] == f"ticketing_{component_of(d)}"
+
+
+def test_notes_say_how_to_reach_the_app():
+    notes = render({})["ticketing/templates/NOTES.txt"]
+    assert "http://ticketing.local" in notes and "/api" in notes
+    notes = render(PRODUCTION_INSTALL)["ticketing/templates/NOTES.txt"]
+    assert "https://tickets.example.com" in notes
+    assert "offline sandbox" not in notes
+    notes = render({"ingress": {"enabled": False}})["ticketing/templates/NOTES.txt"]
+    assert "port-forward" in notes

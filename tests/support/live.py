@@ -1,0 +1,93 @@
+"""The whole app as a subprocess (``ticketing up``), the way the README starts it."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import requests
+
+DATABASE_SERVICES = ("auth", "tickets", "orders", "payments", "confirmation")
+START_TIMEOUT = 90
+
+
+class LiveApp:
+    def __init__(self, process, url, log_path, env, vhost, rabbit_admin):
+        self.process, self.url, self.log_path, self.env = process, url, log_path, env
+        self.vhost, self.rabbit_admin = vhost, rabbit_admin
+
+    @classmethod
+    def start(cls, rabbit_admin, postgres_admin, workdir: Path, port: int, run_id: str, env: dict) -> "LiveApp":
+        vhost = f"ticketing-e2e-{run_id}-{uuid.uuid4().hex[:6]}"
+        rabbit_admin.create_vhost(vhost)
+        label = uuid.uuid4().hex[:6]
+        full_env = {
+            **os.environ,
+            "AMQP_URI": f"amqp://guest:guest@127.0.0.1:5672/{quote(vhost, safe='')}",
+            "PORT": str(port),
+            "VAR_DIR": str(workdir / "var"),
+            "MAIL_OUTBOX_DIR": str(workdir / "mail"),
+            "JWT_KEY": "test-jwt-key-" + uuid.uuid4().hex,
+            "SECRET_KEY": "test-secret-" + uuid.uuid4().hex,
+            "PYTHONUNBUFFERED": "1",
+        }
+        for service in DATABASE_SERVICES:
+            full_env[f"{service.upper()}_DATABASE_URL"] = postgres_admin.create_database(f"{label}_{service}")
+        full_env.update({k: str(v) for k, v in env.items()})
+        log_path = workdir / "ticketing-up.log"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ticketing.cli", "up"], env=full_env, cwd=Path(__file__).parents[2],
+            stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        app = cls(process, f"http://127.0.0.1:{port}", log_path, full_env, vhost, rabbit_admin)
+        app.wait_ready()
+        return app
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ticketing up exited early:\n{self.log()[-5000:]}")
+            if "ticketing | ready:" in self.log():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"ticketing up was not ready in {timeout}s:\n{self.log()[-5000:]}")
+
+    def session(self) -> requests.Session:
+        """An HTTP client with a cookie jar, like one browser."""
+        return requests.Session()
+
+    def component_pids(self, name: str) -> list[int]:
+        out = subprocess.run(["pgrep", "-f", f"ticketing.cli run {name}$"], capture_output=True, text=True)
+        pids = [int(p) for p in out.stdout.split()]
+        mine = []
+        for pid in pids:
+            try:
+                environ = Path(f"/proc/{pid}/environ").read_bytes()
+            except OSError:
+                continue
+            if f"AMQP_URI={self.env['AMQP_URI']}".encode() in environ:
+                mine.append(pid)
+        return mine
+
+    def kill_component(self, name: str, sig=signal.SIGKILL) -> None:
+        """Kill one component's process; the supervisor starts it again."""
+        for pid in self.component_pids(name):
+            os.kill(pid, sig)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self.rabbit_admin.delete_vhost(self.vhost)
