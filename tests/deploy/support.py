@@ -56,6 +56,9 @@ def cli_components() -> list[str]:
 
 # ---------------------------------------------------------------- the chart
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 @functools.lru_cache(maxsize=None)
 def _chart():
     import helm_python
@@ -88,7 +91,7 @@ def manifests(values: dict | None = None, **kwargs) -> list[dict]:
     for path, text in sorted(render(values, **kwargs).items()):
         if not path.endswith((".yaml", ".yml")):
             continue
-        for doc in yaml.safe_load_all(text):
+        for doc in yaml.load_all(text, Loader=_Loader):
             if doc:
                 out.append(doc)
     return out
@@ -117,6 +120,12 @@ def validate_k8s(obj: dict) -> None:
     """Validate one object against the Kubernetes schemas (strict: unknown
     fields are errors). Identical objects are validated once per session."""
     import kubernetes_validate
+    from kubernetes_validate import utils
+
+    if not hasattr(utils.schema_contents, "cache_info"):
+        # validate() re-reads the 1.4 MB definitions file on every call; the
+        # parsed schemas are never modified, so keep them.
+        utils.schema_contents = functools.lru_cache(maxsize=None)(utils.schema_contents)
 
     key = json.dumps(obj, sort_keys=True)
     if key in _validated:
