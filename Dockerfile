@@ -40,10 +40,12 @@ LABEL org.opencontainers.image.title="ticketing" \
       org.opencontainers.image.description="Ticket-resale marketplace: Nameko services, Flask gateway and frontend" \
       org.opencontainers.image.source="https://example.invalid/ticketing"
 
+# PSYCOPG_WAIT_FUNC: psycopg 3 must wait through select() or it blocks
+# eventlet's hub (STACK-NOTES). VAR_DIR/MAIL_OUTBOX_DIR: the only writable
+# paths besides /tmp (the chart mounts emptyDirs there).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    # psycopg 3 must wait through select() or it blocks eventlet's hub (STACK-NOTES).
     PSYCOPG_WAIT_FUNC=wait_select \
     HOST=0.0.0.0 \
     PORT=8000 \
