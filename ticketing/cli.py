@@ -11,6 +11,10 @@ import importlib
 import logging
 import os
 import sys
+import warnings
+
+# eventlet announces its own deprecation on import; nameko 2 needs it (STACK-NOTES).
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 # psycopg 3 must wait through select() so it yields to eventlet (STACK-NOTES); set before it is imported.
 os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")

@@ -119,7 +119,12 @@ def nameko_config(service: str | None = None) -> dict:
             "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
             "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
             "root": {"level": env("LOG_LEVEL", "INFO"), "handlers": ["console"]},
-            "loggers": {"amqp": {"level": "WARNING"}, "kombu": {"level": "WARNING"}},
+            "loggers": {
+                "amqp": {"level": "WARNING"},
+                "kombu": {"level": "WARNING"},
+                "alembic.runtime.plugins": {"level": "WARNING"},
+                "nameko.web.server": {"level": "WARNING"},  # probe access lines
+            },
         },
     }
     if service in SERVICES_WITH_DATABASE:

@@ -1,15 +1,10 @@
 """Fixtures of the frontend tests: a fake gateway on a local port and the frontend in front of it."""
-import pathlib
-import sys
-
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from frontend.app import create_app
+from tests.unit.frontend.frontend_fake_gateway import FakeGatewayState, ServedApp, create_fake_gateway
+from tests.unit.frontend.frontend_pages_helpers import Visitor
 
-from frontend_fake_gateway import FakeGatewayState, ServedApp, create_fake_gateway  # noqa: E402
-from frontend_pages_helpers import Visitor  # noqa: E402
-
-from frontend.app import create_app  # noqa: E402
 
 @pytest.fixture(scope="session")
 def fake_gateway_server():

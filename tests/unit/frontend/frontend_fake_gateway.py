@@ -423,3 +423,29 @@ def one_origin(frontend_app, gateway_app):
         return target(environ, start_response)
 
     return dispatch
+
+
+def main(argv=None):
+    """Serve the frontend in front of this fake on one origin, for working on the pages:
+
+        .venv/bin/python -m tests.unit.frontend.frontend_fake_gateway --port 8099
+    """
+    import argparse
+
+    from frontend.app import create_app
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=8099)
+    parser.add_argument("--expiration-window", type=float, default=900)
+    args = parser.parse_args(argv)
+    state = FakeGatewayState()
+    state.expiration_window = args.expiration_window
+    url = f"http://127.0.0.1:{args.port}"
+    frontend = create_app({"GATEWAY_URL": url, "SECRET_KEY": "fake-gateway-dev"})
+    server = make_server("127.0.0.1", args.port, one_origin(frontend, create_fake_gateway(state)), threaded=True)
+    print(f"frontend + fake gateway on {url}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,5 +1,5 @@
 """Sign up, sign in, sign out, the header, CSRF and the auth cookies' round trip."""
-from frontend_pages_helpers import Visitor, field_block, text
+from tests.unit.frontend.frontend_pages_helpers import Visitor, field_block, text
 
 
 def test_signed_out_header_offers_sign_in_and_sign_up(visitor):

@@ -3,7 +3,7 @@ import re
 import time
 
 import pytest
-from frontend_pages_helpers import Visitor, text
+from tests.unit.frontend.frontend_pages_helpers import Visitor, text
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import time
 from decimal import Decimal
 
 import pytest
-from frontend_pages_helpers import Visitor, text
+from tests.unit.frontend.frontend_pages_helpers import Visitor, text
 
 from frontend.api import _parse_set_cookie, encode_json
 from frontend.app import create_app

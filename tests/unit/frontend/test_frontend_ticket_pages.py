@@ -1,7 +1,7 @@
 """The landing page and a ticket's pages: new, details, edit, purchase."""
 import re
 
-from frontend_pages_helpers import field_block, text
+from tests.unit.frontend.frontend_pages_helpers import Visitor, field_block, text
 
 
 def test_landing_page_with_no_tickets_invites_you_to_sell(visitor):
@@ -25,8 +25,6 @@ def test_landing_page_lists_tickets_on_sale_newest_first_with_money_prices(visit
 
 
 def test_landing_page_pages_through_many_tickets(make_app, fake):
-    from frontend_pages_helpers import Visitor
-
     visitor = Visitor(make_app(TICKETS_PAGE_SIZE=2).test_client())
     seller = fake.add_user("seller@example.com")
     for n in range(5):
@@ -121,8 +119,6 @@ def test_unknown_ticket_is_a_404_page_in_the_site_look(visitor):
 
 
 def test_a_reserved_ticket_says_so_to_others_and_links_the_buyer_to_the_order(app, fake):
-    from frontend_pages_helpers import Visitor
-
     ticket = fake.add_ticket(fake.add_user("seller@example.com"), "Jazz", "20")
     buyer, other = Visitor(app.test_client()), Visitor(app.test_client())
     buyer.signup("buyer@example.com")
@@ -145,8 +141,6 @@ def test_purchase_reserves_and_redirects_to_the_order(visitor, fake):
 
 
 def test_purchase_of_a_ticket_someone_just_reserved_explains_why(app, fake):
-    from frontend_pages_helpers import Visitor
-
     ticket = fake.add_ticket(fake.add_user("seller@example.com"), "Jazz", "20")
     slow, fast = Visitor(app.test_client()), Visitor(app.test_client())
     slow.signup("slow@example.com")
@@ -169,8 +163,6 @@ def test_purchase_signed_out_goes_to_sign_in_and_back(visitor, fake):
 
 
 def test_edit_is_for_the_owner_only(app, fake):
-    from frontend_pages_helpers import Visitor
-
     owner, other = Visitor(app.test_client()), Visitor(app.test_client())
     owner.signup("seller@example.com")
     other.signup("other@example.com")

@@ -1,0 +1,48 @@
+"""When each order expires, held by RabbitMQ itself: messages hopping through dead-letter TTL queues.
+
+An expiry is a message ``{"orderId", "expiresAt"}``. It is published to the
+holding queue of :func:`services.common.delays.next_hop` of the time left;
+when that queue's TTL runs out RabbitMQ dead-letters it into ``expiration.due``.
+If it is still early there (a long delay takes a few hops), it is sent on
+again; once due, the service publishes ``expiration:complete``.
+Nothing is kept in the process, so a restart loses nothing.
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from nameko.extensions import DependencyProvider
+
+from services.common.delays import DelayedDelivery, durable_queue, next_hop
+
+DUE_QUEUE = "expiration.due"
+#: a message at most this early counts as due (the ladder's finest step is 100 ms; never expire early by more)
+EARLY_TOLERANCE_MS = 5
+
+
+def due_queue():
+    return durable_queue(DUE_QUEUE)
+
+
+def remaining_ms(expires_at: str, now: float | None = None) -> float:
+    deadline = datetime.fromisoformat(expires_at.replace("Z", "+00:00")).timestamp()
+    return (deadline - (time.time() if now is None else now)) * 1000
+
+
+class ExpirySchedule(DependencyProvider):
+    """``self.schedule.expire_at(order_id, expires_at)``: put (or put back) an expiry on the ladder."""
+
+    def setup(self):
+        self.delivery = DelayedDelivery(self.container.config["AMQP_URI"])
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def expire_at(self, order_id: str, expires_at: str) -> bool:
+        """Schedule the next hop; False if it is due already (the caller publishes at once)."""
+        left = remaining_ms(expires_at)
+        if left <= EARLY_TOLERANCE_MS:
+            return False
+        self.delivery.send_later(DUE_QUEUE, {"orderId": order_id, "expiresAt": expires_at}, next_hop(left))
+        return True

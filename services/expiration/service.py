@@ -1,0 +1,49 @@
+"""The expiration service: no database; pending expirations live in RabbitMQ's holding queues."""
+from __future__ import annotations
+
+import logging
+
+from nameko.events import EventDispatcher
+from nameko.messaging import consume
+
+from services.common import events
+from services.common.handlers import event_handler
+from services.common.health import HealthMixin
+
+from .schedule import ExpirySchedule, due_queue
+
+log = logging.getLogger(__name__)
+
+
+class ExpirationService(HealthMixin):
+    name = "expiration"
+
+    schedule = ExpirySchedule()
+    #: publishes on "expiration.events" (persistent messages, publisher confirms)
+    dispatch = EventDispatcher()
+
+    @event_handler("orders", events.ORDER_CREATED)
+    def on_order_created(self, payload):
+        # No idempotency record needed: a duplicate schedules a second expiry,
+        # and orders ignores a second expiration:complete.
+        order = events.parse(events.ORDER_CREATED, payload)
+        self._schedule(order.id, order.expiresAt)
+
+    # Errors requeue: a failure here is the broker's (publishing), and the message must not be lost.
+    @consume(due_queue(), requeue_on_error=True)
+    def on_due(self, payload):
+        try:
+            order_id, expires_at = str(payload["orderId"]), str(payload["expiresAt"])
+        except (KeyError, TypeError):
+            log.error("dropping a malformed expiry message: %r", payload)
+            return
+        self._schedule(order_id, expires_at)
+
+    def _schedule(self, order_id: str, expires_at: str) -> None:
+        try:
+            pending = self.schedule.expire_at(order_id, expires_at)
+        except ValueError:
+            log.error("dropping an expiry with a bad expiresAt %r (order %s)", expires_at, order_id)
+            return
+        if not pending:
+            self.dispatch(events.EXPIRATION_COMPLETE, events.new_event(events.EXPIRATION_COMPLETE, orderId=order_id))

@@ -1,0 +1,229 @@
+"""Order rules: reserving a ticket, who may see or cancel an order, how status moves, the ticket replica.
+
+Status moves only through :func:`_move`, which bumps the version (the
+mapper's version column guards every UPDATE) and, where SPEC has an event for
+the new status, emits it in the same transaction.
+
+    created ──hold_for_payment──> awaiting:payment ──payment:created──> complete
+       │  ^                            │
+       │  └────────release_hold────────┘ (or → cancelled if expired meanwhile)
+       └──cancel / expiration:complete / safety net──> cancelled
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from services.common import events
+from services.common.errors import Conflict, Forbidden, NotFound
+from services.common.handlers import NotYetApplicable
+from services.common.validation import IdOf, Input, is_valid_id, validate
+
+from .models import AWAITING_PAYMENT, CANCELLED, COMPLETE, CREATED, Order, TicketReplica
+
+log = logging.getLogger(__name__)
+
+RESERVED = "Ticket is already reserved"
+OWN_TICKET = "You cannot buy your own ticket"
+
+
+class OrderInput(Input):
+    ticketId: IdOf("ticketId")  # noqa: N815 - the JSON name
+
+
+# -- reading -----------------------------------------------------------------
+
+def find(session, order_id: str, *, for_update: bool = False) -> Order:
+    if not is_valid_id(order_id):
+        raise NotFound("Order not found")
+    if for_update:
+        _lock(session, order_id)
+    query = select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
+    order = session.scalars(query).first()
+    if order is None:
+        raise NotFound("Order not found")
+    return order
+
+
+def _lock(session, order_id: str) -> None:
+    """Serialise changes of one order: a row lock on PostgreSQL, the database write lock on SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Order.id).where(Order.id == order_id).with_for_update())
+    else:
+        # SQLite has no row locks; a no-op write takes the (database-wide) write lock now,
+        # so the read that follows sees the latest committed state.
+        session.execute(update(Order).where(Order.id == order_id).values(id=Order.id)
+                        .execution_options(synchronize_session=False))
+
+
+def show_order(session, order_id: str, user_id: str) -> Order:
+    order = find(session, order_id)
+    if order.user_id != user_id:
+        raise Forbidden("This order is not yours")
+    return order
+
+
+def orders_of(session, user_id: str) -> list[Order]:
+    """The user's orders, oldest first."""
+    query = select(Order).where(Order.user_id == user_id).order_by(Order.created_at, Order.id)
+    return list(session.scalars(query).unique())
+
+
+# -- creating ----------------------------------------------------------------
+
+def reserve_ticket(tx, user_id: str, user_email: str, ticket_id, window_seconds: float,
+                   now: datetime | None = None) -> Order:
+    data = validate(OrderInput, {"ticketId": ticket_id})
+    now = now or events.utcnow()
+    ticket = tx.session.get(TicketReplica, data.ticketId)
+    if ticket is None:
+        raise NotFound("Ticket not found")
+    if ticket.user_id == user_id:
+        raise Conflict(OWN_TICKET)
+    order = Order(user_id=user_id, user_email=user_email, ticket_id=ticket.id, status=CREATED,
+                  expires_at=now + timedelta(seconds=window_seconds), created_at=now)
+    order.ticket = ticket
+    tx.session.add(order)
+    try:
+        tx.session.flush()
+    except IntegrityError:
+        # The partial unique index: another active order holds this ticket (however close the race).
+        raise Conflict(RESERVED) from None
+    tx.emit(events.ORDER_CREATED, id=order.id, version=order.version, status=order.status,
+            userId=order.user_id, userEmail=order.user_email, expiresAt=events.isoformat(order.expires_at),
+            ticket={"id": ticket.id, "price": ticket.price})
+    return order
+
+
+# -- status changes ----------------------------------------------------------
+
+def _move(tx, order: Order, status: str, **values) -> Order:
+    order.status = status
+    for name, value in values.items():
+        setattr(order, name, value)
+    try:
+        tx.session.flush()  # UPDATE ... WHERE version = :old; version + 1
+    except StaleDataError:
+        raise Conflict("The order changed meanwhile, try again") from None
+    if status == CANCELLED:
+        tx.emit(events.ORDER_CANCELLED, id=order.id, version=order.version, ticket={"id": order.ticket_id})
+    elif status == COMPLETE:
+        tx.emit(events.ORDER_COMPLETED, id=order.id, version=order.version, userId=order.user_id,
+                userEmail=order.user_email, ticket=order.ticket.summary())
+    # created <-> awaiting:payment is internal to orders: SPEC has no event for it.
+    return order
+
+
+def cancel_order(tx, order_id: str, user_id: str | None = None) -> Order:
+    """The buyer's cancel (``user_id`` given: owner only) or an operator's (no owner check)."""
+    order = find(tx.session, order_id, for_update=True)
+    if user_id is not None and order.user_id != user_id:
+        raise Forbidden("This order is not yours")
+    if order.status == CANCELLED:
+        return order
+    if order.status == COMPLETE:
+        raise Conflict("Cannot cancel a completed order")
+    if order.status == AWAITING_PAYMENT:
+        raise Conflict("Order is being paid")
+    return _move(tx, order, CANCELLED)
+
+
+def expire(tx, order_id: str) -> Order | None:
+    """expiration:complete — cancel the order only if it is still waiting for payment to start."""
+    try:
+        order = find(tx.session, order_id, for_update=True)
+    except NotFound:
+        log.warning("expiration:complete for an unknown order %s; ignoring it", order_id)
+        return None
+    if order.status != CREATED:
+        return order  # paid, being paid, or already cancelled: expiry has nothing to do
+    return _move(tx, order, CANCELLED)
+
+
+def hold_for_payment(tx, order_id: str, user_id: str, now: datetime | None = None) -> dict:
+    """created → awaiting:payment, so that expiry and a payment cannot both win."""
+    now = now or events.utcnow()
+    order = find(tx.session, order_id, for_update=True)
+    if order.user_id != user_id:
+        raise Forbidden("This order is not yours")
+    if order.status == CANCELLED:
+        raise Conflict("Order is cancelled")
+    if order.status == COMPLETE:
+        raise Conflict("Order is already paid")
+    if order.status == AWAITING_PAYMENT:
+        raise Conflict("Order is being paid")
+    if order.expires_at <= now:
+        raise Conflict("Order has expired")
+    _move(tx, order, AWAITING_PAYMENT, held_at=now)
+    return {**order.to_dict(), "amountCents": int(order.ticket.price * 100)}
+
+
+def release_hold(tx, order_id: str, now: datetime | None = None) -> Order:
+    """awaiting:payment → created (or → cancelled if it expired meanwhile); otherwise nothing."""
+    now = now or events.utcnow()
+    order = find(tx.session, order_id, for_update=True)
+    if order.status != AWAITING_PAYMENT:
+        return order
+    if order.expires_at <= now:
+        return _move(tx, order, CANCELLED, held_at=None)
+    return _move(tx, order, CREATED, held_at=None)
+
+
+def complete(tx, order_id: str) -> Order | None:
+    """payment:created — the order is paid."""
+    order = find(tx.session, order_id, for_update=True)
+    if order.status == COMPLETE:
+        return order
+    if order.status == CANCELLED:
+        # Cannot happen while payments holds the order first; loud if it ever does.
+        log.error("payment for cancelled order %s: refund it (the ticket may be resold)", order_id)
+        return order
+    return _move(tx, order, COMPLETE, held_at=None)
+
+
+# -- timers --------------------------------------------------------------------
+
+def overdue_ids(session, grace_seconds: float, now: datetime | None = None, limit: int = 500) -> list[str]:
+    """created orders more than ``grace_seconds`` past expiresAt (their expiry message was lost)."""
+    cutoff = (now or events.utcnow()) - timedelta(seconds=grace_seconds)
+    query = (select(Order.id).where(Order.status == CREATED, Order.expires_at < cutoff)
+             .order_by(Order.expires_at).limit(limit))
+    return list(session.scalars(query))
+
+
+def stale_hold_ids(session, hold_seconds: float, now: datetime | None = None, limit: int = 500) -> list[str]:
+    """awaiting:payment orders held longer than ``hold_seconds`` (payments died mid-charge)."""
+    cutoff = (now or events.utcnow()) - timedelta(seconds=hold_seconds)
+    query = (select(Order.id).where(Order.status == AWAITING_PAYMENT, Order.held_at < cutoff)
+             .order_by(Order.held_at).limit(limit))
+    return list(session.scalars(query))
+
+
+# -- the ticket replica ----------------------------------------------------------
+
+def apply_ticket(tx, event: events.TicketChanged) -> TicketReplica | None:
+    """Apply ticket:created/updated only as the next version; early ones wait, stale ones drop."""
+    ticket = tx.session.get(TicketReplica, event.id)
+    if ticket is None:
+        if event.version != 0:
+            raise NotYetApplicable(f"ticket {event.id} v{event.version} before its v0")
+        ticket = TicketReplica(id=event.id, title=event.title, price=event.price, user_id=event.userId,
+                               version=event.version)
+        tx.session.add(ticket)
+        try:
+            tx.session.flush()
+        except IntegrityError:  # a concurrent delivery of v0 won
+            raise NotYetApplicable(f"ticket {event.id} v0 raced; retrying") from None
+        return ticket
+    if event.version <= ticket.version:
+        log.info("dropping stale ticket %s v%d (replica at v%d)", event.id, event.version, ticket.version)
+        return None
+    if event.version > ticket.version + 1:
+        raise NotYetApplicable(f"ticket {event.id} v{event.version} before v{ticket.version + 1}")
+    ticket.title, ticket.price, ticket.user_id, ticket.version = event.title, event.price, event.userId, event.version
+    tx.session.flush()
+    return ticket

@@ -1,0 +1,197 @@
+"""The container commands, proven without Docker: `ticketing migrate` and
+`ticketing run <component>` (exactly what the image's ENTRYPOINT + command
+run) start against the local RabbitMQ and PostgreSQL, answer their health
+endpoints, and stop on SIGTERM as a container runtime asks them to.
+
+Each run gets its own RabbitMQ vhost and its own databases, removed after.
+Needs `rabbitmqctl` and `psql -h 127.0.0.1 -U postgres` (PGHOST/PGPORT/PGUSER/
+PGPASSWORD are honoured)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .support import DATABASE_SERVICES, DEPLOYED, HEALTH_PATHS
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+STARTUP_SECONDS = 20
+STOP_SECONDS = 15
+
+PGHOST = os.environ.get("PGHOST", "127.0.0.1")
+PGPORT = os.environ.get("PGPORT", "5432")
+PGUSER = os.environ.get("PGUSER", "postgres")
+
+
+def _components() -> list[str]:
+    try:
+        from ticketing.cli import COMPONENTS
+    except ImportError:  # the CLI is not there yet: test what the deployment runs
+        return list(DEPLOYED)
+    return list(COMPONENTS)
+
+
+def ticketing_command() -> list[str]:
+    script = Path(sys.executable).with_name("ticketing")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("ticketing")
+    return [found] if found else [sys.executable, "-m", "ticketing.cli"]
+
+
+def _run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, **kwargs)
+
+
+def _psql(sql: str) -> None:
+    result = _run(["psql", "-h", PGHOST, "-p", PGPORT, "-U", PGUSER, "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+    assert result.returncode == 0, f"psql {sql!r}: {result.stderr}"
+
+
+@pytest.fixture(scope="module")
+def vhost():
+    if not shutil.which("rabbitmqctl"):
+        pytest.fail("rabbitmqctl is not installed: these tests need the local RabbitMQ")
+    name = f"ticketing-deploy-{uuid.uuid4().hex[:10]}"
+    result = _run(["rabbitmqctl", "add_vhost", name])
+    assert result.returncode == 0, result.stderr
+    try:
+        result = _run(["rabbitmqctl", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"])
+        assert result.returncode == 0, result.stderr
+        yield name
+    finally:
+        _run(["rabbitmqctl", "delete_vhost", name])
+
+
+@pytest.fixture(scope="module")
+def databases():
+    """service -> SQLAlchemy URL of a fresh database."""
+    if not shutil.which("psql"):
+        pytest.fail("psql is not installed: these tests need the local PostgreSQL")
+    prefix = f"deploy_{uuid.uuid4().hex[:10]}"
+    names = {svc: f"{prefix}_{svc}" for svc in DATABASE_SERVICES}
+    created = []
+    try:
+        for name in names.values():
+            _psql(f'CREATE DATABASE "{name}"')
+            created.append(name)
+        password = os.environ.get("PGPASSWORD")
+        auth = f"{PGUSER}:{urllib.parse.quote(password, safe='')}" if password else PGUSER
+        yield {svc: f"postgresql+psycopg://{auth}@{PGHOST}:{PGPORT}/{name}" for svc, name in names.items()}
+    finally:
+        for name in created:
+            _psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def base_env(vhost, databases, tmp_path_factory):
+    """The environment a container gets from compose/the chart, pointed at this run's vhost and databases."""
+    scratch = tmp_path_factory.mktemp("deploy-run")
+    env = {
+        k: v for k, v in os.environ.items()
+        if not k.endswith("_DATABASE_URL")
+        and k not in {"AMQP_URI", "PORT", "HEALTH_PORT", "HOST", "STRIPE_KEY", "SENDGRID_API_KEY", "GATEWAY_URL"}
+    }
+    env.update(
+        AMQP_URI=f"amqp://guest:guest@127.0.0.1:5672/{urllib.parse.quote(vhost, safe='')}",
+        TICKETING_ENV="development",
+        JWT_KEY="deploy-test-jwt-key-" + uuid.uuid4().hex,
+        SECRET_KEY="deploy-test-secret-key-" + uuid.uuid4().hex,
+        PSYCOPG_WAIT_FUNC="wait_select",
+        HOST="127.0.0.1",
+        HEALTH_HOST="127.0.0.1",
+        VAR_DIR=str(scratch / "var"),
+        MAIL_OUTBOX_DIR=str(scratch / "mail"),
+        PUBLIC_URL="http://localhost:8080",
+        EXPIRATION_WINDOW_SECONDS="900",
+        PYTHONUNBUFFERED="1",
+    )
+    for svc, url in databases.items():
+        env[f"{svc.upper()}_DATABASE_URL"] = url
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (OSError, urllib.error.URLError):
+        return None
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def test_migrate_applies_every_migration_and_is_repeatable(base_env, tmp_path):
+    """The compose `migrate` service and the chart's hook Job run this; the
+    hook runs before every upgrade, so a second run must be a no-op."""
+    for attempt in (1, 2):
+        result = subprocess.run([*ticketing_command(), "migrate"], env=base_env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, f"ticketing migrate (run {attempt}) failed:\n{result.stdout}\n{result.stderr}"
+
+
+@pytest.mark.parametrize("component", _components())
+def test_run_component_answers_its_health_endpoints_and_stops_on_sigterm(component, base_env, tmp_path):
+    assert component in HEALTH_PATHS, f"no health endpoint known for component {component!r}"
+    live, ready = HEALTH_PATHS[component]
+    port, health_port = free_port(), free_port()
+    env = dict(base_env, PORT=str(port), HEALTH_PORT=str(health_port), GATEWAY_URL=f"http://127.0.0.1:{free_port()}")
+    listen = port if component in ("gateway", "frontend", "web") else health_port
+    log = tmp_path / f"{component}.log"
+
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [*ticketing_command(), "run", component],
+            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        statuses = {}
+        for path in dict.fromkeys((live, ready)):
+            url = f"http://127.0.0.1:{listen}{path}"
+            while True:
+                statuses[path] = http_status(url)
+                if statuses[path] == 200:
+                    break
+                assert process.poll() is None, f"`ticketing run {component}` exited with {process.returncode}:\n{log_tail(log)}"
+                assert time.monotonic() < deadline, (
+                    f"`ticketing run {component}`: {url} answered {statuses[path]} after {STARTUP_SECONDS}s:\n{log_tail(log)}"
+                )
+                time.sleep(0.2)
+
+        # What `docker stop` / a pod deletion does: SIGTERM, then a grace period.
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"`ticketing run {component}` ignored SIGTERM for {STOP_SECONDS}s:\n{log_tail(log)}")
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)

@@ -1,0 +1,84 @@
+from decimal import Decimal
+
+import pytest
+
+from services.common import events
+from services.common.errors import BadRequest, Conflict, Forbidden, NotFound
+from services.tickets import domain, models
+
+ALICE, BOB, ORDER = "a" * 32, "b" * 32, "c" * 32
+
+
+@pytest.fixture
+def session(make_session):
+    return make_session(models)
+
+
+@pytest.fixture
+def tx(session, make_tx):
+    return make_tx(session, models)
+
+
+def emitted(tx):
+    return [(row.event_name, row.payload) for row in tx.outbox_rows]
+
+
+def test_listing_a_ticket_emits_created_in_the_same_transaction(tx):
+    ticket = domain.list_ticket(tx, ALICE, "Show", Decimal("10"))
+    assert ticket.version == 0 and ticket.price == Decimal("10.00")
+    assert emitted(tx) == [(events.TICKET_CREATED, emitted(tx)[0][1])]
+    assert emitted(tx)[0][1]["price"] == "10.00"
+
+
+def test_only_the_owner_edits(tx):
+    ticket = domain.list_ticket(tx, ALICE, "Show", 10)
+    with pytest.raises(Forbidden):
+        domain.edit_ticket(tx, ticket.id, BOB, "Mine", 1)
+
+
+def test_a_reserved_ticket_cannot_be_edited(tx):
+    ticket = domain.list_ticket(tx, ALICE, "Show", 10)
+    domain.reserve(tx, ticket.id, ORDER)
+    with pytest.raises(Conflict, match="Cannot edit a reserved ticket"):
+        domain.edit_ticket(tx, ticket.id, ALICE, "Show", 11)
+
+
+def test_every_change_bumps_the_version_and_announces_it(tx):
+    ticket = domain.list_ticket(tx, ALICE, "Show", 10)
+    domain.edit_ticket(tx, ticket.id, ALICE, "Show 2", 11)
+    domain.reserve(tx, ticket.id, ORDER)
+    domain.release(tx, ticket.id, ORDER)
+    assert ticket.version == 3
+    assert [(name, payload["version"]) for name, payload in emitted(tx)] == [
+        (events.TICKET_CREATED, 0), (events.TICKET_UPDATED, 1), (events.TICKET_UPDATED, 2),
+        (events.TICKET_UPDATED, 3)]
+
+
+def test_release_by_another_order_or_after_sale_changes_nothing(tx):
+    ticket = domain.list_ticket(tx, ALICE, "Show", 10)
+    domain.reserve(tx, ticket.id, ORDER)
+    domain.release(tx, ticket.id, "d" * 32)
+    assert ticket.order_id == ORDER
+    domain.mark_sold(tx, ticket.id, ORDER)
+    domain.release(tx, ticket.id, ORDER)
+    assert ticket.order_id == ORDER and ticket.sold_at is not None
+
+
+def test_invalid_input_and_unknown_ids(tx):
+    with pytest.raises(BadRequest):
+        domain.list_ticket(tx, ALICE, "", 10)
+    with pytest.raises(NotFound):
+        domain.find(tx.session, "nope")
+    with pytest.raises(NotFound):
+        domain.find(tx.session, "f" * 32)
+
+
+def test_paging_newest_first_skips_reserved_and_rejects_bad_cursors(session, tx):
+    tickets = [domain.list_ticket(tx, ALICE, f"T{n}", 1) for n in range(5)]
+    domain.reserve(tx, tickets[2].id, ORDER)
+    session.commit()
+    page, cursor = domain.page_on_sale(session, limit=2)
+    rest, last = domain.page_on_sale(session, limit=2, cursor=cursor)
+    assert [t.title for t in page + rest] == ["T4", "T3", "T1", "T0"] and last is None
+    with pytest.raises(BadRequest):
+        domain.page_on_sale(session, cursor="!!not-a-cursor")
