@@ -1,0 +1,216 @@
+"""The orders service in a real nameko container on a real broker (SQLite and PostgreSQL)."""
+import time
+from decimal import Decimal
+from urllib.parse import unquote, urlparse
+
+import eventlet
+import pytest
+from nameko.events import event_handler
+from nameko.standalone.events import event_dispatcher
+from nameko.standalone.rpc import ServiceRpcProxy
+from nameko.testing.services import entrypoint_hook, entrypoint_waiter, get_extension
+from sqlalchemy import create_engine, select
+
+from services.common import events
+from services.common.errors import Conflict, Forbidden, NotFound
+from services.common.handlers import EventHandler
+from services.orders import service as orders_module
+from services.orders.models import Order, TicketReplica
+from services.orders.service import OrdersService
+
+pytestmark = pytest.mark.integration
+
+SELLER, ALICE, BOB = "5" * 32, "a" * 32, "b" * 32
+
+
+class Listener:
+    """Records what the orders service publishes."""
+
+    name = "orders_listener"
+    seen: list = []
+
+    @event_handler("orders", events.ORDER_CREATED)
+    def on_created(self, payload):
+        Listener.seen.append((events.ORDER_CREATED, payload))
+
+    @event_handler("orders", events.ORDER_CANCELLED)
+    def on_cancelled(self, payload):
+        Listener.seen.append((events.ORDER_CANCELLED, payload))
+
+    @event_handler("orders", events.ORDER_COMPLETED)
+    def on_completed(self, payload):
+        Listener.seen.append((events.ORDER_COMPLETED, payload))
+
+
+class Orders:
+    def __init__(self, rpc, container, listener, config, url):
+        self.rpc, self.container, self.listener, self.config = rpc, container, listener, config
+        self.engine = create_engine(url)
+        self.dispatch = event_dispatcher({"AMQP_URI": config["AMQP_URI"]})
+
+    def ticket_event(self, ticket_id, version, title="Concert", price="10", name=None):
+        payload = events.new_event(events.TICKET_UPDATED, id=ticket_id, version=version, title=title,
+                                   price=Decimal(price), userId=SELLER)
+        return name or (events.TICKET_CREATED if version == 0 else events.TICKET_UPDATED), payload
+
+    def publish(self, name, payload):
+        self.dispatch(events.SOURCE[name], name, payload)
+
+    def replica(self, ticket_id):
+        with self.engine.connect() as conn:
+            row = conn.execute(select(TicketReplica.version, TicketReplica.title)
+                               .where(TicketReplica.id == ticket_id)).first()
+        return tuple(row) if row else None
+
+    def wait_for(self, predicate, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            eventlet.sleep(0.05)
+        raise AssertionError("condition not met in time")
+
+    def listed_ticket(self, ticket_id):
+        self.publish(*self.ticket_event(ticket_id, 0))
+        self.wait_for(lambda: self.replica(ticket_id))
+        return ticket_id
+
+    def status(self, order_id):
+        with self.engine.connect() as conn:
+            return conn.execute(select(Order.status).where(Order.id == order_id)).scalar()
+
+
+@pytest.fixture
+def orders(container_factory, service_config, database_url):
+    Listener.seen = []
+    config = service_config("orders", database_url)
+    listener = container_factory(Listener, config)
+    listener.start()
+    container = container_factory(OrdersService, config)
+    container.start()
+    with ServiceRpcProxy("orders", config) as rpc:
+        yield Orders(rpc, container, listener, config, database_url)
+
+
+def new_id(n):
+    return f"{n:032x}"
+
+
+def test_create_emits_order_created_and_cancel_emits_order_cancelled(orders):
+    ticket = orders.listed_ticket(new_id(1))
+    with entrypoint_waiter(orders.listener, "on_created"):
+        order = orders.rpc.create_order(ALICE, "alice@example.com", ticket)
+    assert order["status"] == "created" and order["ticket"] == {"id": ticket, "title": "Concert", "price": "10.00"}
+    name, payload = Listener.seen[-1]
+    assert payload["id"] == order["id"] and payload["userEmail"] == "alice@example.com"
+    assert payload["expiresAt"] == order["expiresAt"] and payload["version"] == 0
+
+    with pytest.raises(Conflict, match="Ticket is already reserved"):
+        orders.rpc.create_order(BOB, "bob@example.com", ticket)
+    with pytest.raises(Forbidden):
+        orders.rpc.cancel_order(order["id"], BOB)
+    with entrypoint_waiter(orders.listener, "on_cancelled"):
+        cancelled = orders.rpc.cancel_order(order["id"], ALICE)
+    assert cancelled["status"] == "cancelled" and cancelled["version"] == 1
+    assert Listener.seen[-1][1] == {**Listener.seen[-1][1], "id": order["id"], "version": 1, "ticket": {"id": ticket}}
+    # operators see any order
+    assert orders.rpc.get_order(order["id"])["status"] == "cancelled"
+    with pytest.raises(NotFound):
+        orders.rpc.get_order(new_id(999))
+
+
+def test_expiration_cancels_a_created_order_only(orders):
+    ticket_a, ticket_b = orders.listed_ticket(new_id(2)), orders.listed_ticket(new_id(3))
+    waiting = orders.rpc.create_order(ALICE, "alice@example.com", ticket_a)
+    paying = orders.rpc.create_order(ALICE, "alice@example.com", ticket_b)
+    orders.rpc.hold_for_payment(paying["id"], ALICE)
+    with entrypoint_waiter(orders.listener, "on_cancelled"):
+        for order in (waiting, paying):
+            orders.publish(events.EXPIRATION_COMPLETE, events.new_event(events.EXPIRATION_COMPLETE, orderId=order["id"]))
+    orders.wait_for(lambda: orders.status(waiting["id"]) == "cancelled")
+    eventlet.sleep(0.3)
+    assert orders.status(paying["id"]) == "awaiting:payment"
+
+
+def test_payment_completes_the_order(orders):
+    ticket = orders.listed_ticket(new_id(4))
+    order = orders.rpc.create_order(ALICE, "alice@example.com", ticket)
+    held = orders.rpc.hold_for_payment(order["id"], ALICE)
+    assert held["status"] == "awaiting:payment" and held["amountCents"] == 1000
+    paid = events.new_event(events.PAYMENT_CREATED, id=new_id(77), orderId=order["id"], chargeId="ch_1")
+    with entrypoint_waiter(orders.listener, "on_completed"):
+        orders.publish(events.PAYMENT_CREATED, paid)
+    name, payload = Listener.seen[-1]
+    assert name == events.ORDER_COMPLETED and payload["version"] == 2
+    assert payload["userEmail"] == "alice@example.com" and payload["ticket"]["title"] == "Concert"
+    with pytest.raises(Conflict):
+        orders.rpc.cancel_order(order["id"], ALICE)
+    with pytest.raises(Conflict, match="Order is already paid"):
+        orders.rpc.hold_for_payment(order["id"], ALICE)
+
+
+def test_replica_applies_v3_after_v2_when_v3_comes_first_and_drops_duplicates(orders):
+    ticket = orders.listed_ticket(new_id(5))
+    v1, v2, v3 = (orders.ticket_event(ticket, v, title=f"v{v}") for v in (1, 2, 3))
+    orders.publish(*v1)
+    orders.wait_for(lambda: orders.replica(ticket) == (1, "v1"))
+    orders.publish(*v3)
+    eventlet.sleep(0.3)
+    assert orders.replica(ticket) == (1, "v1")  # v3 waits (retried through a delay queue)
+    orders.publish(*v2)
+    orders.wait_for(lambda: orders.replica(ticket) == (2, "v2"))
+    orders.wait_for(lambda: orders.replica(ticket) == (3, "v3"), timeout=8)
+    orders.publish(*v2)  # a duplicate (and stale) delivery
+    orders.publish(*v3)
+    eventlet.sleep(0.5)
+    assert orders.replica(ticket) == (3, "v3")
+
+
+def test_an_event_that_keeps_failing_is_parked(orders, rabbit_admin):
+    handler = get_extension(orders.container, EventHandler, method_name="on_ticket_updated")
+    handler.max_attempts = 2
+    ticket = orders.listed_ticket(new_id(6))
+    orders.publish(*orders.ticket_event(ticket, 5))  # v1..v4 never come
+    vhost = unquote(urlparse(orders.config["AMQP_URI"]).path[1:])
+    parked = f"{handler.queue.name}.parked"
+    orders.wait_for(lambda: rabbit_admin.queues(vhost).get(parked) == 1, timeout=10)
+    assert orders.replica(ticket) == (0, "Concert")
+
+
+def test_concurrent_orders_for_one_ticket_yield_exactly_one(orders):
+    ticket = orders.listed_ticket(new_id(7))
+
+    def attempt(n):
+        with ServiceRpcProxy("orders", orders.config) as rpc:
+            try:
+                return rpc.create_order(new_id(1000 + n), f"u{n}@example.com", ticket)["id"]
+            except Conflict as exc:
+                return str(exc)
+
+    results = list(eventlet.GreenPool(20).imap(attempt, range(20)))
+    assert results.count("Ticket is already reserved") == 19, results
+
+
+def test_safety_net_cancels_orders_whose_expiry_was_lost(orders, monkeypatch):
+    ticket = orders.listed_ticket(new_id(8))
+    monkeypatch.setenv("EXPIRATION_WINDOW_SECONDS", "0.2")
+    monkeypatch.setattr(orders_module, "EXPIRY_GRACE_SECONDS", 0.1)
+    order = orders.rpc.create_order(ALICE, "alice@example.com", ticket)
+    eventlet.sleep(0.4)
+    with entrypoint_waiter(orders.listener, "on_cancelled"):
+        with entrypoint_hook(orders.container, "cancel_overdue_orders") as sweep:
+            sweep()
+    assert orders.status(order["id"]) == "cancelled"
+
+
+def test_a_stale_payment_hold_is_released(orders, monkeypatch):
+    ticket = orders.listed_ticket(new_id(9))
+    order = orders.rpc.create_order(ALICE, "alice@example.com", ticket)
+    orders.rpc.hold_for_payment(order["id"], ALICE)
+    monkeypatch.setattr(orders_module, "HOLD_TIMEOUT_SECONDS", 0)
+    eventlet.sleep(0.05)
+    with entrypoint_hook(orders.container, "release_stale_holds") as sweep:
+        sweep()
+    assert orders.status(order["id"]) == "created"
+    assert orders.rpc.release_hold(order["id"])["status"] == "created"  # nothing to release: a no-op
