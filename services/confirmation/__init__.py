@@ -1,0 +1,1 @@
+"""The confirmation service: one email per completed order, through SendGrid or into .eml files."""

@@ -1,0 +1,49 @@
+"""The confirmation service: emails the buyer of every completed order, once; resend for operators."""
+from __future__ import annotations
+
+from nameko.rpc import rpc
+
+from services.common import events
+from services.common.handlers import EventHandler
+from services.common.health import HealthMixin
+from services.common.store import Store
+
+from . import domain
+from .mailers import MailService, setting
+from .models import Base, OutboxMessage, ProcessedEvent
+
+
+class MailRetries(EventHandler):
+    """The common retrying handler, its number of tries from ``MAIL_MAX_ATTEMPTS`` (default 8: ~2 min)."""
+
+    def setup(self):
+        super().setup()
+        self.max_attempts = int(setting(self.container.config, "MAIL_MAX_ATTEMPTS", self.max_attempts))
+
+
+class ConfirmationService(HealthMixin):
+    name = "confirmation"
+
+    # The order id, not the event id, is what must be handled once (one email per order), and the
+    # send must happen between two commits (see domain), so this handler is not ``@handles``.
+    store = Store(Base, OutboxMessage, ProcessedEvent)
+    mail = MailService()
+
+    @MailRetries.decorator(events.SOURCE[events.ORDER_COMPLETED], events.ORDER_COMPLETED)
+    def on_order_completed(self, payload):
+        domain.confirm_order(self.store, self.mail, events.parse(events.ORDER_COMPLETED, payload))
+
+    @rpc
+    def resend(self, order_id):
+        """Operators: send the confirmation of ``order_id`` again; returns its log entry."""
+        return domain.resend(self.store, self.mail, order_id)
+
+    @rpc
+    def get_email(self, order_id):
+        """Operators: the log entry of an order's confirmation (state, attempts, sends, last error)."""
+        return domain.describe(self.store, order_id)
+
+    @rpc
+    def unsent(self, limit=100):
+        """Operators: confirmations not sent yet (being retried, or parked), oldest first."""
+        return domain.unsent(self.store, limit)
