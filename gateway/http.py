@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from decimal import Decimal
 
 from flask import current_app, request
@@ -56,3 +57,10 @@ def present_ticket(ticket: dict) -> dict:
 
 def present_order(order: dict) -> dict:
     return {**order, "ticket": present_ticket(order["ticket"])}
+
+
+def request_id() -> str:
+    """Idempotency key of a create: the client's ``Idempotency-Key`` (scoped to the user by the
+    service), else a fresh one, so that a redelivered RPC does not create twice."""
+    key = request.headers.get("Idempotency-Key", "").strip()
+    return key[:64] if key else uuid.uuid4().hex

@@ -9,7 +9,7 @@ from services.common.errors import BadRequest
 from services.common.validation import Input, JsonMoney, Title
 
 from ..auth import require_user
-from ..http import body, path_id, present_ticket
+from ..http import body, path_id, present_ticket, request_id
 
 bp = Blueprint("tickets", __name__, url_prefix="/api/tickets")
 
@@ -54,7 +54,7 @@ def show_ticket(ticket_id):
 def create_ticket(user):
     data = body(TicketBody)
     with current_app.rpc.client() as rpc:
-        ticket = rpc.tickets.create_ticket(user["id"], data.title, str(data.price))
+        ticket = rpc.tickets.create_ticket(user["id"], data.title, str(data.price), request_id())
     return jsonify(present_ticket(ticket)), 201
 
 

@@ -13,7 +13,8 @@ class TicketingError(Exception):
     status = 500
 
     def __init__(self, message: str = "Something went wrong", field: str | None = None):
-        super().__init__(message, field)
+        # args are what nameko sends across RPC; None would arrive as the string "None"
+        super().__init__(*((message, field) if field else (message,)))
         self.message = message
         self.field = field
 

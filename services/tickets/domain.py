@@ -34,9 +34,16 @@ def find(session, ticket_id: str, *, for_update: bool = False) -> Ticket:
     return ticket
 
 
-def list_ticket(tx, user_id: str, title, price) -> Ticket:
+def list_ticket(tx, user_id: str, title, price, request_id: str | None = None) -> Ticket:
+    """Put a ticket on sale. ``request_id`` makes it idempotent: RabbitMQ redelivers an RPC whose
+    worker died, and the second delivery must return the first ticket, not list another."""
     data = validate(TicketInput, {"title": title, "price": price})
-    ticket = Ticket(title=data.title, price=data.price, user_id=user_id, version=0, created_at=events.utcnow())
+    if request_id:
+        existing = tx.session.scalars(select(Ticket).where(Ticket.request_id == request_id)).first()
+        if existing is not None and existing.user_id == user_id:
+            return existing
+    ticket = Ticket(title=data.title, price=data.price, user_id=user_id, version=0, created_at=events.utcnow(),
+                    request_id=request_id)
     tx.session.add(ticket)
     tx.session.flush()
     tx.emit(events.TICKET_CREATED, **ticket.to_event())

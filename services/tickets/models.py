@@ -38,6 +38,8 @@ class Ticket(Base):
     sold_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: the id of the request that listed it: a redelivered create (after a crash) finds it again
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
 
     def to_dict(self) -> dict:
         return {

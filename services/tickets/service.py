@@ -18,9 +18,9 @@ class TicketsService(HealthMixin):
     store = Store(Base, OutboxMessage, ProcessedEvent)
 
     @rpc
-    def create_ticket(self, user_id, title, price):
+    def create_ticket(self, user_id, title, price, request_id=None):
         with self.store.transaction() as tx:
-            return domain.list_ticket(tx, user_id, title, price).to_dict()
+            return domain.list_ticket(tx, user_id, title, price, request_id).to_dict()
 
     @rpc
     def update_ticket(self, ticket_id, user_id, title, price):

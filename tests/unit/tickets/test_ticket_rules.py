@@ -82,3 +82,9 @@ def test_paging_newest_first_skips_reserved_and_rejects_bad_cursors(session, tx)
     assert [t.title for t in page + rest] == ["T4", "T3", "T1", "T0"] and last is None
     with pytest.raises(BadRequest):
         domain.page_on_sale(session, cursor="!!not-a-cursor")
+
+
+def test_a_redelivered_create_returns_the_first_ticket(tx):
+    first = domain.list_ticket(tx, ALICE, "Show", 10, request_id="req-1")
+    again = domain.list_ticket(tx, ALICE, "Show", 10, request_id="req-1")
+    assert again.id == first.id and len(tx.outbox_rows) == 1

@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: 977f7befd2bc
+Revision ID: 3ff3a77f4645
 Revises: 
-Create Date: 2026-11-25 15:11:41.416316
+Create Date: 2026-11-25 15:19:41.799181
 """
 from alembic import op
 import sqlalchemy as sa
 import services.common.store
 
 
-revision = '977f7befd2bc'
+revision = '3ff3a77f4645'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -21,7 +21,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('event_name', sa.String(length=64), nullable=False),
     sa.Column('payload', sa.JSON(), nullable=False),
-    sa.Column('created_at', services.common.store.UTCDateTime(), nullable=False),
+    sa.Column('created_at', services.common.store.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('outbox', schema=None) as batch_op:
@@ -30,7 +30,7 @@ def upgrade() -> None:
     op.create_table('processed_events',
     sa.Column('event_id', sa.String(length=64), nullable=False),
     sa.Column('consumer', sa.String(length=100), nullable=False),
-    sa.Column('processed_at', services.common.store.UTCDateTime(), nullable=False),
+    sa.Column('processed_at', services.common.store.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('event_id', 'consumer')
     )
     op.create_table('tickets',
@@ -39,10 +39,12 @@ def upgrade() -> None:
     sa.Column('price_cents', services.common.store.Money(), nullable=False),
     sa.Column('user_id', sa.String(length=32), nullable=False),
     sa.Column('order_id', sa.String(length=32), nullable=True),
-    sa.Column('sold_at', services.common.store.UTCDateTime(), nullable=True),
+    sa.Column('sold_at', services.common.store.UTCDateTime(timezone=True), nullable=True),
     sa.Column('version', sa.Integer(), nullable=False),
-    sa.Column('created_at', services.common.store.UTCDateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('id')
+    sa.Column('created_at', services.common.store.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('request_id', sa.String(length=64), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('request_id')
     )
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.create_index('ix_tickets_on_sale', ['order_id', 'created_at', 'id'], unique=False)

@@ -1,0 +1,36 @@
+# The two commands of the README:
+#   make up     install what the app needs and run all of it at http://localhost:8080
+#   make test   install and prepare what the tests need, then run the whole suite
+VENV ?= .venv
+PYTHON ?= python3
+BIN = $(VENV)/bin
+
+.PHONY: up test install install-test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+up: install
+	$(BIN)/ticketing up
+
+test: install-test
+	bash scripts/prepare-test-env
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: install-test
+	$(BIN)/python -m bench.expiry
+
+clean:
+	rm -rf $(VENV) var artifacts

@@ -1,0 +1,48 @@
+"""The auth service in a real container: sign-up, sign-in, refresh rotation, revoke (SQLite and PostgreSQL)."""
+import pytest
+from nameko.standalone.rpc import ServiceRpcProxy
+
+from services.auth.service import AuthService
+from services.common import tokens
+from services.common.errors import BadRequest, NotAuthorized, TooManyRequests
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def auth(container_factory, service_config, database_url):
+    container = container_factory(AuthService, service_config("auth", database_url))
+    container.start()
+    with ServiceRpcProxy("auth", service_config("auth", database_url)) as rpc:
+        yield rpc
+
+
+def test_signup_signin_refresh_and_reuse(auth):
+    signed_up = auth.signup("Ann@Example.com", "secret")
+    assert signed_up["user"]["email"] == "ann@example.com"
+    with pytest.raises(BadRequest, match="Email in use"):
+        auth.signup("ann@example.com", "secret")
+    signed_in = auth.signin("ann@example.com", "secret", "10.0.0.1")
+    assert tokens.verify_access_token(signed_in["accessToken"])["id"] == signed_up["user"]["id"]
+    rotated = auth.refresh(signed_in["refreshToken"])
+    with pytest.raises(NotAuthorized, match="reuse"):
+        auth.refresh(signed_in["refreshToken"])
+    with pytest.raises(NotAuthorized):  # the family is gone, the newest token too
+        auth.refresh(rotated["refreshToken"])
+    assert auth.get_user(signed_up["user"]["id"]) == signed_up["user"]
+
+
+def test_failures_are_recorded_even_though_signin_fails(auth):
+    auth.signup("bob@example.com", "secret")
+    for _ in range(5):
+        with pytest.raises(BadRequest, match="Invalid credentials"):
+            auth.signin("bob@example.com", "wrong", "10.0.0.2")
+    with pytest.raises(TooManyRequests):
+        auth.signin("bob@example.com", "secret", "10.0.0.3")
+
+
+def test_revoke_user_stops_refresh_at_once(auth):
+    session = auth.signup("eve@example.com", "secret")
+    assert auth.revoke_user("EVE@example.com")["revokedTokens"] == 1
+    with pytest.raises(NotAuthorized):
+        auth.refresh(session["refreshToken"])
