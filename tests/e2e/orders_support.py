@@ -1,0 +1,109 @@
+"""Helpers of the orders and expiry end-to-end tests: buyers, sellers, and a tap on the app's events."""
+from __future__ import annotations
+
+import time
+import uuid
+from urllib.parse import quote, unquote, urlparse
+
+import eventlet
+import requests
+from kombu import Connection, Exchange, Queue
+
+from tests.support.rabbit import AUTH, MANAGEMENT_URL
+
+
+def signup(app, label="user"):
+    session = requests.Session()
+    email = f"{label}-{uuid.uuid4().hex[:10]}@example.com"
+    response = session.post(f"{app.url}/api/users/signup", json={"email": email, "password": "secret"})
+    assert response.status_code == 201, response.text
+    session.user = response.json()
+    return session
+
+
+def list_ticket(app, seller, title="Concert", price=25.5) -> dict:
+    response = seller.post(f"{app.url}/api/tickets", json={"title": title, "price": price})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def order(app, buyer, ticket_id, timeout=5.0) -> requests.Response:
+    """POST /api/orders, waiting out the moment before orders' replica has heard of a new ticket."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = buyer.post(f"{app.url}/api/orders", json={"ticketId": ticket_id})
+        if response.status_code != 404 or time.monotonic() > deadline:
+            return response
+        time.sleep(0.05)
+
+
+def wait_for(predicate, timeout=10.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+def on_sale(app, ticket_id) -> bool:
+    return ticket_id in [t["id"] for t in requests.get(f"{app.url}/api/tickets", params={"limit": 100}).json()]
+
+
+def vhost_of(amqp_uri: str) -> str:
+    return unquote(urlparse(amqp_uri).path[1:])
+
+
+def consumers(amqp_uri: str, queue: str) -> int:
+    url = f"{MANAGEMENT_URL}/api/queues/{quote(vhost_of(amqp_uri), safe='')}/{quote(queue, safe='')}"
+    response = requests.get(url, auth=AUTH, timeout=5)
+    return response.json().get("consumers", 0) if response.ok else 0
+
+
+class EventTap:
+    """Binds a private queue to services' event exchanges and records (arrival time, name, payload)."""
+
+    def __init__(self, amqp_uri: str, bindings: dict[str, list[str]]):
+        self.seen: list[tuple[float, str, dict]] = []
+        self.connection = Connection(amqp_uri)
+        self.queue = Queue(f"test-tap-{uuid.uuid4().hex[:8]}", exclusive=True, auto_delete=True, bindings=[])
+        channel = self.connection.channel()
+        self.queue = self.queue(channel)
+        self.queue.declare()
+        for service, names in bindings.items():
+            exchange = Exchange(f"{service}.events", type="topic", durable=True)
+            exchange(channel).declare()
+            for name in names:
+                self.queue.bind_to(exchange=exchange.name, routing_key=name)
+        self._stopping = False
+        self._consumer = self.connection.Consumer([self.queue], callbacks=[self._on_message], accept=["json"])
+        self._consumer.consume()
+        self._thread = eventlet.spawn(self._drain)
+
+    def _on_message(self, body, message):
+        self.seen.append((time.time(), message.delivery_info["routing_key"], body))
+        message.ack()
+
+    def _drain(self):
+        while not self._stopping:
+            try:
+                self.connection.drain_events(timeout=0.2)
+            except TimeoutError:
+                continue
+            except Exception:
+                if self._stopping:
+                    return
+                raise
+
+    def events(self, name, **match):
+        return [(at, payload) for at, n, payload in self.seen
+                if n == name and all(payload.get(k) == v for k, v in match.items())]
+
+    def wait(self, name, timeout=10.0, **match):
+        return wait_for(lambda: self.events(name, **match), timeout=timeout)
+
+    def close(self):
+        self._stopping = True
+        self._thread.wait()
+        self.connection.release()
