@@ -30,6 +30,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 STARTUP_SECONDS = 20
 STOP_SECONDS = 15
+SETTLE_SECONDS = 1.5
 
 PGHOST = os.environ.get("PGHOST", "127.0.0.1")
 PGPORT = os.environ.get("PGPORT", "5432")
@@ -186,6 +187,10 @@ def test_run_component_answers_its_health_endpoints_and_stops_on_sigterm(compone
                 time.sleep(0.2)
 
         # What `docker stop` / a pod deletion does: SIGTERM, then a grace period.
+        # The pause: /readyz can answer before nameko's queue consumer is
+        # consuming, and nameko 2.14 cannot stop in that window (its
+        # QueueConsumer.unregister_provider sends one event twice and hangs).
+        time.sleep(SETTLE_SECONDS)
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=STOP_SECONDS)
