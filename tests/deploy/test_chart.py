@@ -299,6 +299,7 @@ def test_configuration_reaches_every_component(scenario):
     data = config["data"]
     assert data["PSYCOPG_WAIT_FUNC"] == "wait_select"
     assert data["HEALTH_PORT"] == data["PORT"] == "8000"
+    assert data["PROXY_COUNT"] == "1", "the gateway is behind the ingress controller"
     assert all(isinstance(v, str) for v in data.values())
     assert not set(SECRET_ENV) & set(data), "secrets do not belong in the ConfigMap"
     assert data["GATEWAY_URL"].startswith("http://") and "gateway" in data["GATEWAY_URL"]

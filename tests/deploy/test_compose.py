@@ -142,6 +142,7 @@ def test_app_services_share_broker_and_settings(services):
         env = env_of(svc)
         assert env["PSYCOPG_WAIT_FUNC"] == "wait_select", name
         assert env["HEALTH_PORT"] == env["PORT"] == "8000"
+        assert env["PROXY_COUNT"] == "1", "the gateway is behind exactly one proxy"
         assert re.fullmatch(r"amqp://[^:]+:[^@]+@rabbitmq:5672/", env["AMQP_URI"]), env["AMQP_URI"]
         assert svc.get("read_only") is True and "/tmp" in svc.get("tmpfs", [])
 

@@ -154,6 +154,7 @@ EXPIRATION_WINDOW_SECONDS: {{ .Values.config.expirationWindowSeconds | toString 
 ACCESS_TOKEN_TTL: {{ .Values.config.accessTokenTtl | toString | quote }}
 REFRESH_TOKEN_TTL: {{ .Values.config.refreshTokenTtl | toString | quote }}
 MAIL_FROM: {{ .Values.config.mailFrom | quote }}
+PROXY_COUNT: {{ .Values.config.proxyCount | toString | quote }}
 {{- with .Values.config.stripePublishableKey }}
 STRIPE_PUBLISHABLE_KEY: {{ . | quote }}
 {{- end }}
