@@ -537,3 +537,15 @@ def test_notes_say_how_to_reach_the_app():
     assert "offline sandbox" not in notes
     notes = render({"ingress": {"enabled": False}})["ticketing/templates/NOTES.txt"]
     assert "port-forward" in notes
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"orders": {"replica": 3}}, {"orders": {"replicas": "three"}}, {"config": {"environment": "prod"}}, {"gatway": {"enabled": False}}],
+    ids=["typo-in-a-component", "wrong-type", "unknown-environment", "unknown-component"],
+)
+def test_values_schema_rejects_mistakes(values):
+    import helm_python
+
+    with pytest.raises(helm_python.HelmError, match="schema"):
+        render(values)
