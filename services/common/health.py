@@ -5,7 +5,24 @@ import json
 
 from kombu import Connection
 from nameko.dependency_providers import Config
+from nameko.extensions import DependencyProvider
+from nameko.messaging import QueueConsumer
 from nameko.web.handlers import http
+
+
+class Consuming(DependencyProvider):
+    """Whether the container's AMQP consumers are up. The HTTP server can answer before them,
+    and a SIGTERM in that window hangs nameko 2's shutdown, so readiness waits for them."""
+
+    def get_dependency(self, worker_ctx):
+        container = self.container
+
+        def consuming() -> bool:
+            consumers = [ext for ext in container.extensions if isinstance(ext, QueueConsumer)]
+            # nameko keeps this state private; it is set once the broker confirmed every consumer
+            return all(ext._consumers_ready.ready() for ext in consumers)
+
+        return consuming
 
 
 def broker_reachable(amqp_uri: str) -> None:
@@ -17,6 +34,7 @@ class HealthMixin:
     """Adds ``GET /healthz`` (the process answers) and ``GET /readyz`` (broker and database)."""
 
     config = Config()
+    consuming = Consuming()
 
     @http("GET", "/healthz")
     def healthz(self, request):
@@ -24,7 +42,7 @@ class HealthMixin:
 
     @http("GET", "/readyz")
     def readyz(self, request):
-        checks = {}
+        checks = {"consumers": "ok" if self.consuming() else "starting"}
         try:
             broker_reachable(self.config["AMQP_URI"])
             checks["broker"] = "ok"
