@@ -38,26 +38,22 @@ class OrderInput(Input):
 # -- reading -----------------------------------------------------------------
 
 def find(session, order_id: str, *, for_update: bool = False) -> Order:
+    """One order with its ticket; ``for_update`` serialises changes of it (row lock / SQLite write lock)."""
     if not is_valid_id(order_id):
         raise NotFound("Order not found")
-    if for_update:
-        _lock(session, order_id)
     query = select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
+    if for_update:
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(of=Order)
+        else:
+            # SQLite has no row locks; a no-op write takes the (database-wide) write lock now,
+            # so the read that follows sees the latest committed state.
+            session.execute(update(Order).where(Order.id == order_id).values(id=Order.id)
+                            .execution_options(synchronize_session=False))
     order = session.scalars(query).first()
     if order is None:
         raise NotFound("Order not found")
     return order
-
-
-def _lock(session, order_id: str) -> None:
-    """Serialise changes of one order: a row lock on PostgreSQL, the database write lock on SQLite."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Order.id).where(Order.id == order_id).with_for_update())
-    else:
-        # SQLite has no row locks; a no-op write takes the (database-wide) write lock now,
-        # so the read that follows sees the latest committed state.
-        session.execute(update(Order).where(Order.id == order_id).values(id=Order.id)
-                        .execution_options(synchronize_session=False))
 
 
 def show_order(session, order_id: str, user_id: str) -> Order:

@@ -71,7 +71,7 @@ class Order(Base):
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    ticket: Mapped[TicketReplica] = relationship(lazy="joined")
+    ticket: Mapped[TicketReplica] = relationship(lazy="joined", innerjoin=True)
 
     # Optimistic concurrency: every UPDATE is guarded by (and bumps) the version;
     # a concurrent change makes the flush fail instead of being overwritten.
