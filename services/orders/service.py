@@ -77,9 +77,8 @@ class OrdersService(HealthMixin):
 
     @handles(events.EXPIRATION_COMPLETE)
     def on_expiration_complete(self, tx, event):
-        order = domain.expire(tx, event.orderId)
-        if order is not None and order.status == "cancelled":
-            log.info("order %s expired", order.id)
+        if domain.expire(tx, event.orderId):
+            log.info("order %s expired", event.orderId)
 
     @handles(events.PAYMENT_CREATED)
     def on_payment_created(self, tx, event):
@@ -94,10 +93,10 @@ class OrdersService(HealthMixin):
         for order_id in overdue:
             try:
                 with self.store.transaction() as tx:
-                    order = domain.expire(tx, order_id)
-                if order is not None and order.status == "cancelled":
-                    log.warning("safety net: cancelled order %s, over %ss past its expiresAt %s",
-                                order_id, EXPIRY_GRACE_SECONDS, events.isoformat(order.expires_at))
+                    cancelled = domain.expire(tx, order_id)
+                if cancelled:
+                    log.warning("safety net: cancelled order %s, over %ss past its expiresAt (expiry message lost?)",
+                                order_id, EXPIRY_GRACE_SECONDS)
             except Exception:
                 log.exception("safety net could not cancel order %s; next round", order_id)
 

@@ -113,7 +113,9 @@ def test_complete_order_cannot_be_cancelled_nor_expired(tx):
         domain.cancel_order(tx, order.id, ALICE)
     with pytest.raises(Conflict):
         domain.cancel_order(tx, order.id)  # operator
-    assert domain.expire(tx, order.id).status == "complete"
+    assert not domain.expire(tx, order.id)
+    tx.session.refresh(order)
+    assert order.status == "complete"
     domain.complete(tx, order.id)  # a second payment:created: nothing more
     assert order.version == 1 and len(tx.emitted) == 2
 
@@ -138,7 +140,7 @@ def test_hold_for_payment_and_release(tx):
     with pytest.raises(Conflict, match="Order is being paid"):
         domain.hold_for_payment(tx, order.id, ALICE)
     # expiry and the buyer's cancel both wait for the payment to finish
-    assert domain.expire(tx, order.id).status == "awaiting:payment"
+    assert not domain.expire(tx, order.id)
     with pytest.raises(Conflict, match="Order is being paid"):
         domain.cancel_order(tx, order.id, ALICE)
     released = domain.release_hold(tx, order.id)
@@ -169,9 +171,14 @@ def test_hold_refuses_expired_cancelled_and_paid_orders(tx):
 
 def test_expire_cancels_only_created_orders(tx):
     order = reserve(tx)
-    assert domain.expire(tx, order.id).status == "cancelled"
-    assert domain.expire(tx, order.id).version == 1  # a second expiration:complete: nothing
-    assert domain.expire(tx, "f" * 32) is None  # unknown order: logged, dropped
+    assert domain.expire(tx, order.id)
+    assert not domain.expire(tx, order.id)  # a second expiration:complete: nothing
+    tx.session.refresh(order)
+    assert (order.status, order.version) == ("cancelled", 1)
+    name, payload = tx.emitted[-1]
+    assert name == events.ORDER_CANCELLED and payload["version"] == 1 and payload["ticket"] == {"id": TICKET}
+    assert len(tx.emitted) == 2
+    assert not domain.expire(tx, "f" * 32) and not domain.expire(tx, "bad")  # unknown order: dropped
 
 
 def test_sweeps_find_overdue_orders_and_stale_holds(tx):
