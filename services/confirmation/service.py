@@ -4,6 +4,7 @@ from __future__ import annotations
 from nameko.rpc import rpc
 
 from services.common import events
+from services.common.errors import TicketingError
 from services.common.handlers import EventHandler
 from services.common.health import HealthMixin
 from services.common.store import Store
@@ -33,17 +34,17 @@ class ConfirmationService(HealthMixin):
     def on_order_completed(self, payload):
         domain.confirm_order(self.store, self.mail, events.parse(events.ORDER_COMPLETED, payload))
 
-    @rpc
+    @rpc(expected_exceptions=(TicketingError,))
     def resend(self, order_id):
         """Operators: send the confirmation of ``order_id`` again; returns its log entry."""
         return domain.resend(self.store, self.mail, order_id)
 
-    @rpc
+    @rpc(expected_exceptions=(TicketingError,))
     def get_email(self, order_id):
         """Operators: the log entry of an order's confirmation (state, attempts, sends, last error)."""
         return domain.describe(self.store, order_id)
 
-    @rpc
+    @rpc(expected_exceptions=(TicketingError,))
     def unsent(self, limit=100):
         """Operators: confirmations not sent yet (being retried, or parked), oldest first."""
         return domain.unsent(self.store, limit)

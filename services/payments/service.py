@@ -3,13 +3,17 @@ from __future__ import annotations
 
 from nameko.rpc import RpcProxy, rpc
 
-from services.common.errors import NotFound
+from services.common.errors import NotFound, TicketingError
 from services.common.health import HealthMixin
 from services.common.store import Store
 
 from . import domain
 from .models import Base, OutboxMessage, ProcessedEvent
 from .processors import PaymentProcessor
+
+
+#: the buyer's mistakes and the order's state: logged as expected, not as errors with a traceback
+EXPECTED = (TicketingError,)
 
 
 class PaymentsService(HealthMixin):
@@ -19,12 +23,12 @@ class PaymentsService(HealthMixin):
     orders = RpcProxy("orders")
     processor = PaymentProcessor()
 
-    @rpc
+    @rpc(expected_exceptions=EXPECTED)
     def charge(self, user_id, order_id, token):
         """Pay ``order_id`` (owned by ``user_id``) with card ``token``; returns ``{"id": payment id}``."""
         return domain.pay_for_order(self.store, self.orders, self.processor, user_id, order_id, token)
 
-    @rpc
+    @rpc(expected_exceptions=EXPECTED)
     def get_payment(self, order_id):
         """Operators: the payment of an order (charge id, amount in cents, processor)."""
         with self.store.read() as session:
