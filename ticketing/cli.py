@@ -61,7 +61,7 @@ def web_app(component: str):
         return create_app()
     if component == "frontend":
         return frontend_app()
-    return one_origin(create_gateway=True)
+    return one_origin()
 
 
 def frontend_app():
@@ -77,11 +77,14 @@ def frontend_app():
     return create_app()
 
 
-def one_origin(create_gateway: bool = True):
-    """``/api/*`` to the gateway, everything else to the frontend, in one WSGI app."""
+def one_origin():
+    """``/api/*`` to the gateway, everything else to the frontend, in one WSGI app.
+
+    The frontend calls the gateway over HTTP and names the browser in X-Forwarded-For;
+    the gateway trusts that one hop, so sign-in throttling counts per browser."""
     from gateway.app import create_app
 
-    gateway, frontend = create_app(), frontend_app()
+    gateway, frontend = create_app({"PROXY_COUNT": 1}), frontend_app()
 
     def dispatch(environ, start_response):
         path = environ.get("PATH_INFO", "")
