@@ -33,26 +33,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def free_app_port(services: int = 10) -> int:
-    """A PORT for ``ticketing up`` whose health ports (PORT + 1000 + n, see the supervisor) are free too.
-
-    Several apps run at once (this session's and other runs on the machine); a
-    plain free port can put one app's health ports on another app's.
-    """
-    for _ in range(100):
-        port = free_port()
-        if port + 1000 + services > 65535:
-            continue
-        try:
-            for health_port in range(port + 1000, port + 1000 + services):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", health_port))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free port with free health ports")
-
-
 @pytest.fixture(scope="session")
 def rabbit_admin():
     return rabbit.RabbitAdmin()
@@ -123,7 +103,7 @@ def app_factory(rabbit_admin, postgres_admin, tmp_path_factory):
         key = tuple(sorted(overrides.items()))
         if key not in apps:
             apps[key] = live.LiveApp.start(rabbit_admin, postgres_admin, tmp_path_factory.mktemp("app"),
-                                           port=free_app_port(), run_id=RUN_ID, env=overrides)
+                                           port=free_port(), run_id=RUN_ID, env=overrides)
         return apps[key]
 
     yield start

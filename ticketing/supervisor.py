@@ -1,7 +1,7 @@
 """``ticketing up``: every component as a child process, one log stream, one origin.
 
-Each service gets a health port (PORT + 1000 + n); the web process serves the
-gateway and the frontend on PORT. A component that dies is restarted (with a
+Each service gets a free health port of its own (logged at start); the web
+process serves the gateway and the frontend on PORT. A component that dies is restarted (with a
 growing pause), so a crash loses nothing: the broker keeps its messages and the
 outboxes keep their events. Ctrl-C (or SIGTERM) stops everything in order.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -56,6 +57,12 @@ def emit(name: str, line: str) -> None:
         sys.stdout.flush()
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def up() -> int:
     os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
     port = int(os.environ.get("PORT") or 8080)
@@ -64,8 +71,8 @@ def up() -> int:
     base_env.setdefault("PUBLIC_URL", f"http://localhost:{port}")
 
     children = []
-    for n, name in enumerate(available_services()):
-        health_port = port + 1000 + n
+    for name in available_services():
+        health_port = free_port()
         env = {**base_env, "HEALTH_PORT": str(health_port), "HEALTH_HOST": "127.0.0.1"}
         children.append(Child(name, env, f"http://127.0.0.1:{health_port}/readyz"))
     children.append(Child("web", {**base_env, "PORT": str(port), "HOST": base_env.get("HOST", "127.0.0.1")},
@@ -81,7 +88,7 @@ def up() -> int:
 
     for child in children:
         child.start()
-    emit("ticketing", f"starting {', '.join(c.name for c in children)}")
+    emit("ticketing", "starting " + ", ".join(f"{c.name} (health {c.health_url})" for c in children))
 
     announced = False
     while not stopping.wait(0.5):

@@ -142,6 +142,11 @@ class Store(Database):
 
     # -- lifecycle -------------------------------------------------------
     def setup(self):
+        url = self.container.config["DB_URIS"][f"{self.container.service_name}:{self.declarative_base.__name__}"]
+        if not url.startswith("sqlite"):
+            # More connections than workers (plus the relay), or waiting workers stall the rest.
+            self.engine_options.setdefault("pool_size", self.container.config.get("max_workers", 10) + 5)
+            self.engine_options.setdefault("max_overflow", 10)
         super().setup()
         configure_engine(self.engine)
         from .migrations import upgrade

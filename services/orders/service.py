@@ -29,8 +29,7 @@ class OrdersService(HealthMixin):
 
     # More connections than workers (+ timers, outbox relay): a worker waiting on SQLAlchemy's
     # pool under eventlet stalls the others (10 workers on the default pool of 5: 19 vs 82 cancels/s).
-    store = Store(Base, OutboxMessage, ProcessedEvent,
-                  engine_options={"pool_size": config.env_int("MAX_WORKERS", 10) + 5, "max_overflow": 10})
+    store = Store(Base, OutboxMessage, ProcessedEvent)
 
     # -- the gateway ---------------------------------------------------------
     @rpc

@@ -6,10 +6,13 @@
 
 A processor charges ``amount_cents`` in ``currency`` from a card ``token`` with an
 idempotency key, and returns the charge id. It raises :class:`CardDeclined`
-(the processor's message is for the buyer) or :class:`ProcessorUnavailable`
-(outcome unknown or the processor refused us: the attempt stays open and is
-replayed with the same key). Settings come from the nameko config first (tests)
-and the environment second (deployments).
+(the processor's message is for the buyer) or :class:`ProcessorUnavailable`:
+with ``maybe_charged`` (the default: a timeout, a refused connection after
+retries, a 5xx) nobody knows whether money moved, so the attempt stays open
+and is replayed with the same key; without it the processor refused the
+request before executing it (bad API key, invalid request), so nothing was
+charged. Settings come from the nameko config first (tests) and the
+environment second (deployments).
 """
 from __future__ import annotations
 
@@ -49,7 +52,15 @@ class CardDeclined(Exception):
 
 
 class ProcessorUnavailable(Exception):
-    """The processor did not answer, failed, or rejected our request: nobody knows if money moved."""
+    """The processor did not answer, failed, or rejected our request.
+
+    ``maybe_charged`` True (default): nobody knows if money moved. False: the
+    processor answered that it did not execute the request (nothing charged).
+    """
+
+    def __init__(self, message: str = "The payment processor is unavailable", *, maybe_charged: bool = True):
+        super().__init__(message)
+        self.maybe_charged = maybe_charged
 
 
 class Processor(Protocol):
@@ -122,8 +133,16 @@ class StripeProcessor:
             if exc.param in ("source", "card") or exc.code in ("resource_missing", "token_already_used"):
                 # an unknown or spent token is, to the buyer, a declined card
                 raise CardDeclined(exc.user_message or DECLINED) from None
-            raise ProcessorUnavailable(f"Stripe rejected the request: {exc.user_message}") from exc
+            # Stripe validates before it executes (and saves no idempotent result then); the same
+            # parameters were just as invalid on any earlier try of this key: nothing was charged.
+            raise ProcessorUnavailable(f"Stripe rejected the request: {exc.user_message}",
+                                       maybe_charged=False) from exc
+        except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+            # our key is wrong or lacks the right: Stripe executed nothing
+            raise ProcessorUnavailable(f"Stripe refused our key: {type(exc).__name__}: {exc.user_message}",
+                                       maybe_charged=False) from exc
         except stripe.StripeError as exc:
+            # timeouts, connection errors, 5xx, 429, idempotency conflicts: the outcome is unknown
             raise ProcessorUnavailable(f"Stripe failed: {type(exc).__name__}: {exc.user_message}") from exc
         if getattr(charge, "status", "succeeded") == "failed":
             raise CardDeclined(getattr(charge, "failure_message", None) or DECLINED)
