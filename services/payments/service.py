@@ -1,19 +1,40 @@
-"""The payments service: the charge RPC for the gateway, a look-up for operators."""
+"""The payments service: the charge RPC for the gateway, reconciliation of unconfirmed charges, look-ups for operators."""
 from __future__ import annotations
 
+import logging
+
+from nameko.dependency_providers import Config
 from nameko.rpc import RpcProxy, rpc
+from nameko.timer import Timer
+from sqlalchemy import select
 
 from services.common.errors import NotFound, TicketingError
 from services.common.health import HealthMixin
 from services.common.store import Store
 
 from . import domain
-from .models import Base, OutboxMessage, ProcessedEvent
-from .processors import PaymentProcessor
+from .models import Base, ChargeAttempt, OutboxMessage, ProcessedEvent
+from .processors import PaymentProcessor, setting
 
+log = logging.getLogger(__name__)
 
 #: the buyer's mistakes and the order's state: logged as expected, not as errors with a traceback
 EXPECTED = (TicketingError,)
+
+
+class ConfiguredTimer(Timer):
+    """A nameko timer whose interval is a setting (nameko config first, then the environment)."""
+
+    def __init__(self, setting_name: str, default: float, **kwargs):
+        super().__init__(interval=float(default), **kwargs)
+        self.setting_name, self.default = setting_name, default
+
+    def setup(self):
+        self.interval = float(setting(self.container.config, self.setting_name, self.default))
+        super().setup()
+
+
+configured_timer = ConfiguredTimer.decorator
 
 
 class PaymentsService(HealthMixin):
@@ -22,11 +43,24 @@ class PaymentsService(HealthMixin):
     store = Store(Base, OutboxMessage, ProcessedEvent)
     orders = RpcProxy("orders")
     processor = PaymentProcessor()
+    config = Config()
 
     @rpc(expected_exceptions=EXPECTED)
     def charge(self, user_id, order_id, token):
         """Pay ``order_id`` (owned by ``user_id``) with card ``token``; returns ``{"id": payment id}``."""
         return domain.pay_for_order(self.store, self.orders, self.processor, user_id, order_id, token)
+
+    @configured_timer("PAYMENTS_RECONCILE_INTERVAL", domain.RECONCILE_INTERVAL)
+    def reconcile_pending(self):
+        """Replay charge attempts whose outcome is unknown (PAYMENTS_RECONCILE_MIN_AGE, ..._GIVE_UP_AGE seconds)."""
+        counts = domain.reconcile(
+            self.store, self.orders, self.processor,
+            min_age=float(setting(self.config, "PAYMENTS_RECONCILE_MIN_AGE", domain.RECONCILE_MIN_AGE)),
+            give_up_age=float(setting(self.config, "PAYMENTS_RECONCILE_GIVE_UP_AGE", domain.RECONCILE_GIVE_UP_AGE)),
+        )
+        if any(counts.values()):
+            log.info("reconciliation round: %s", counts)
+        return counts
 
     @rpc(expected_exceptions=EXPECTED)
     def get_payment(self, order_id):
@@ -36,3 +70,12 @@ class PaymentsService(HealthMixin):
             if payment is None:
                 raise NotFound("No payment for this order")
             return payment.to_dict()
+
+    @rpc(expected_exceptions=EXPECTED)
+    def unsettled_attempts(self):
+        """Operators: charge attempts whose outcome is not known (pending, or abandoned by reconciliation)."""
+        with self.store.read() as session:
+            query = (select(ChargeAttempt)
+                     .where(ChargeAttempt.state.in_((ChargeAttempt.PENDING, ChargeAttempt.ABANDONED)))
+                     .order_by(ChargeAttempt.created_at).limit(500))
+            return [attempt.to_dict() for attempt in session.scalars(query)]

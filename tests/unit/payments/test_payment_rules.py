@@ -64,20 +64,24 @@ class FakeOrders:
 
 
 class FlakyProcessor(SandboxProcessor):
-    """The sandbox, plus two ways of failing: down (nothing happens) or losing the answer (money moved)."""
+    """The sandbox, plus three ways of failing: down (nothing happens, outcome unknown to us), losing the
+    answer (money moved) or refusing the request (nothing happens, and the processor says so)."""
 
     name = "flaky"
 
     def __init__(self):
         super().__init__()
         self.down = False
+        self.refuse = False
         self.lose_answers = 0
         self.requests: list[dict] = []
 
     def charge(self, **request):
         self.requests.append(request)
+        if self.refuse:
+            raise ProcessorUnavailable("Invalid API Key provided", maybe_charged=False)
         if self.down:
-            raise ProcessorUnavailable("connection refused")
+            raise ProcessorUnavailable("read timed out")
         charge_id = super().charge(**request)
         if self.lose_answers:
             self.lose_answers -= 1
@@ -100,9 +104,13 @@ def processor():
     return FlakyProcessor()
 
 
+#: reconciliation replays at once in these tests; the give-up age is far away unless a test says otherwise
+RECONCILE_NOW = {"PAYMENTS_RECONCILE_MIN_AGE": "0", "PAYMENTS_RECONCILE_GIVE_UP_AGE": "1800"}
+
+
 @pytest.fixture
 def service(store, orders, processor):
-    return worker_factory(PaymentsService, store=store, orders=orders, processor=processor)
+    return worker_factory(PaymentsService, store=store, orders=orders, processor=processor, config=dict(RECONCILE_NOW))
 
 
 def rows(store, model):
@@ -191,32 +199,240 @@ def test_a_decline_after_expiry_cancels_the_order(service, orders):
     assert orders.status(order_id) == "cancelled"
 
 
-def test_a_lost_answer_is_replayed_with_the_same_key_and_never_charged_twice(service, store, orders, processor):
+def attempts(store):
+    return sorted(rows(store, ChargeAttempt), key=lambda a: a.number)
+
+
+def test_an_unknown_outcome_keeps_the_order_held_and_is_a_503(service, store, orders, processor):
     order_id = orders.add("8" * 32)
     processor.lose_answers = 1  # the charge happens, the answer never arrives
+    with pytest.raises(ServiceUnavailable) as unavailable:
+        service.charge(ALICE, order_id, "tok_visa")
+    assert str(unavailable.value) == ("We could not confirm your payment yet; your order is held while we check "
+                                      "— you will not be charged twice")
+    assert orders.status(order_id) == "awaiting:payment"  # expiry never cancels a held order
+    assert ("release_hold", order_id) not in orders.calls
+    assert [a.state for a in attempts(store)] == ["pending"] and rows(store, Payment) == []
+    assert store.published == []
+
+    # the buyer tries again meanwhile: the hold says no, nothing is sent
+    with pytest.raises(Conflict, match="Order is being paid"):
+        service.charge(ALICE, order_id, "tok_mastercard")
+    assert len(processor.requests) == 1
+
+
+def test_reconciliation_records_a_charge_that_went_through_with_one_charge(service, store, orders, processor):
+    order_id = orders.add("8" * 32)
+    processor.lose_answers = 1
     with pytest.raises(ServiceUnavailable):
         service.charge(ALICE, order_id, "tok_visa")
-    assert orders.status(order_id) == "created" and rows(store, Payment) == []
-    assert [a.state for a in rows(store, ChargeAttempt)] == ["pending"]
 
-    service.charge(ALICE, order_id, "tok_mastercard")  # the buyer tries again, even with another card
-    assert [r["idempotency_key"] for r in processor.requests] == [f"order-{order_id}-1"] * 2
-    assert len(processor.charges) == 1  # one charge at the processor
+    counts = service.reconcile_pending()
+    assert counts["paid"] == 1
+    first, replay = processor.requests
+    assert replay == first  # same key, same parameters: the processor replays its first answer
+    assert len(processor.charges) == 1
     payment, = rows(store, Payment)
     assert payment.charge_id == processor.charges[f"order-{order_id}-1"]["id"]
+    assert [(a.state, a.charge_id) for a in attempts(store)] == [("succeeded", payment.charge_id)]
+    (name, payload), = store.published
+    assert (name, payload["orderId"], payload["chargeId"]) == (events.PAYMENT_CREATED, order_id, payment.charge_id)
+    assert orders.status(order_id) == "awaiting:payment"  # orders completes it on payment:created
+    assert ("release_hold", order_id) not in orders.calls
+
+    assert service.reconcile_pending()["paid"] == 0 and len(processor.requests) == 2  # nothing left to do
 
 
-def test_a_left_over_attempt_that_turns_out_declined_lets_the_new_card_pay(service, store, orders, processor):
+def test_reconciliation_performs_a_charge_that_never_arrived(service, store, orders, processor):
+    order_id = orders.add("8" * 32)
+    processor.down = True
+    with pytest.raises(ServiceUnavailable):
+        service.charge(ALICE, order_id, "tok_visa")
+    assert processor.charges == {} and orders.status(order_id) == "awaiting:payment"
+    processor.down = False
+    assert service.reconcile_pending()["paid"] == 1
+    assert len(processor.charges) == 1 and len(rows(store, Payment)) == 1
+
+
+def test_reconciliation_of_a_decline_releases_the_hold_and_another_card_can_pay(service, store, orders, processor):
     order_id = orders.add("9" * 32)
     processor.down = True
     with pytest.raises(ServiceUnavailable):
         service.charge(ALICE, order_id, "tok_chargeDeclined")
     processor.down = False
+
+    assert service.reconcile_pending()["declined"] == 1
+    assert [(a.state, a.message) for a in attempts(store)] == [("declined", "Your card was declined.")]
+    assert orders.status(order_id) == "created" and store.published == []
+
     service.charge(ALICE, order_id, "tok_visa")
     assert [(r["idempotency_key"][-1], r["token"]) for r in processor.requests] == [
         ("1", "tok_chargeDeclined"), ("1", "tok_chargeDeclined"), ("2", "tok_visa")]
-    assert [a.state for a in sorted(rows(store, ChargeAttempt), key=lambda a: a.number)] == ["declined", "succeeded"]
+    assert [a.state for a in attempts(store)] == ["declined", "succeeded"]
     assert len(rows(store, Payment)) == 1
+
+
+def test_reconciliation_of_a_decline_after_expiry_cancels_the_order(service, orders, processor):
+    order_id = orders.add("9" * 32)
+    processor.down = True
+    with pytest.raises(ServiceUnavailable):
+        service.charge(ALICE, order_id, "tok_chargeDeclined")
+    orders.orders[order_id]["expiresAt"] = events.utcnow() - timedelta(seconds=1)
+    processor.down = False
+    service.reconcile_pending()
+    assert orders.status(order_id) == "cancelled"
+
+
+def test_a_decline_whose_hold_cannot_be_released_is_replayed_until_it_is(service, store, orders, processor):
+    order_id = orders.add("9" * 32)
+    processor.down = True
+    with pytest.raises(ServiceUnavailable):
+        service.charge(ALICE, order_id, "tok_chargeDeclined")
+    processor.down = False
+    release = orders.release_hold
+    orders.release_hold = lambda order_id: (_ for _ in ()).throw(RuntimeError("orders is down"))
+    assert service.reconcile_pending()["declined"] == 0
+    assert [a.state for a in attempts(store)] == ["pending"]  # nothing committed: it is replayed
+    orders.release_hold = release
+    assert service.reconcile_pending()["declined"] == 1
+    assert orders.status(order_id) == "created"
+
+
+def test_still_unavailable_is_left_for_the_next_round_with_the_order_held(service, store, orders, processor):
+    order_id = orders.add("8" * 32)
+    processor.down = True
+    with pytest.raises(ServiceUnavailable):
+        service.charge(ALICE, order_id, "tok_visa")
+    for _ in range(3):
+        assert service.reconcile_pending()["unknown"] == 1
+    assert [a.state for a in attempts(store)] == ["pending"]
+    assert orders.status(order_id) == "awaiting:payment"
+    assert {r["idempotency_key"] for r in processor.requests} == {f"order-{order_id}-1"}
+    processor.down = False
+    assert service.reconcile_pending()["paid"] == 1
+
+
+def test_young_attempts_are_left_to_the_payment_in_flight(store, orders, processor):
+    service = worker_factory(PaymentsService, store=store, orders=orders, processor=processor,
+                             config={"PAYMENTS_RECONCILE_MIN_AGE": "60"})
+    order_id = orders.add("8" * 32)
+    processor.down = True
+    with pytest.raises(ServiceUnavailable):
+        service.charge(ALICE, order_id, "tok_visa")
+    assert service.reconcile_pending() == {"paid": 0, "declined": 0, "unknown": 0, "abandoned": 0, "busy": 0,
+                                           "errors": 0}
+    assert len(processor.requests) == 1
+
+
+def test_at_the_give_up_age_the_attempt_is_abandoned_and_the_order_stays_held(store, orders, processor, caplog):
+    service = worker_factory(PaymentsService, store=store, orders=orders, processor=processor,
+                             config={"PAYMENTS_RECONCILE_MIN_AGE": "0", "PAYMENTS_RECONCILE_GIVE_UP_AGE": "0"})
+    order_id = orders.add("8" * 32)
+    processor.down = True
+    with pytest.raises(ServiceUnavailable):
+        service.charge(ALICE, order_id, "tok_visa")
+    with caplog.at_level("CRITICAL", logger="services.payments.domain"):
+        assert service.reconcile_pending()["abandoned"] == 1
+    critical, = [r for r in caplog.records if r.levelname == "CRITICAL"]
+    assert order_id in critical.getMessage() and f"order-{order_id}-1" in critical.getMessage()
+    assert [a.state for a in attempts(store)] == ["abandoned"]
+    # money may have moved: the hold is kept, so expiry cannot cancel a charged order
+    assert orders.status(order_id) == "awaiting:payment" and ("release_hold", order_id) not in orders.calls
+    assert service.reconcile_pending()["abandoned"] == 0 and len(processor.requests) == 2  # not replayed again
+    assert [a["state"] for a in service.unsettled_attempts()] == ["abandoned"]
+
+    # even if the hold is released by someone else, no new charge is made before an operator looked
+    orders.release_hold(order_id)
+    processor.down = False
+    with pytest.raises(Conflict, match="could not be confirmed"):
+        service.charge(ALICE, order_id, "tok_visa")
+    assert len(processor.requests) == 2 and orders.status(order_id) == "awaiting:payment"
+
+
+def test_a_refusal_on_a_replay_proves_nothing(store, orders, processor):
+    service = worker_factory(PaymentsService, store=store, orders=orders, processor=processor,
+                             config={"PAYMENTS_RECONCILE_MIN_AGE": "0"})
+    order_id = orders.add("8" * 32)
+    processor.down = True
+    with pytest.raises(ServiceUnavailable):
+        service.charge(ALICE, order_id, "tok_visa")
+    processor.refuse = True  # e.g. the API key was rotated: says nothing about the first request
+    assert service.reconcile_pending()["unknown"] == 1
+    assert [a.state for a in attempts(store)] == ["pending"] and orders.status(order_id) == "awaiting:payment"
+
+
+def test_a_request_the_processor_refused_charged_nothing_and_releases_the_hold(service, store, orders, processor):
+    order_id = orders.add("8" * 32)
+    processor.refuse = True
+    with pytest.raises(ServiceUnavailable, match="nothing was charged"):
+        service.charge(ALICE, order_id, "tok_visa")
+    assert orders.status(order_id) == "created"
+    assert [a.state for a in attempts(store)] == ["failed"]
+    assert service.reconcile_pending()["unknown"] == 0  # nothing to reconcile
+    processor.refuse = False
+    service.charge(ALICE, order_id, "tok_visa")
+    assert [a.state for a in attempts(store)] == ["failed", "succeeded"]
+
+
+def test_a_pending_attempt_found_by_a_new_payment_keeps_the_hold_until_reconciled(service, store, orders, processor):
+    """Orders' stale-hold timer released the hold while an attempt was unconfirmed (a misconfiguration)."""
+    order_id = orders.add("9" * 32)
+    processor.lose_answers = 1
+    with pytest.raises(ServiceUnavailable):
+        service.charge(ALICE, order_id, "tok_visa")
+    orders.release_hold(order_id)
+    with pytest.raises(ServiceUnavailable, match="could not confirm your payment yet"):
+        service.charge(ALICE, order_id, "tok_mastercard")
+    assert orders.status(order_id) == "awaiting:payment"  # held again
+    assert len(processor.requests) == 1  # the new card is not charged while the first attempt is unknown
+    assert service.reconcile_pending()["paid"] == 1
+    assert len(processor.charges) == 1 and len(rows(store, Payment)) == 1
+
+
+def test_a_payment_that_cannot_be_recorded_stays_pending_for_reconciliation(service, store, orders, processor,
+                                                                             monkeypatch):
+    from services.payments import domain
+
+    order_id = orders.add("8" * 32)
+    real_close = domain._close
+
+    def failing_close(tx, attempt, state, **values):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(domain, "_close", failing_close)
+    with pytest.raises(ServiceUnavailable, match="could not confirm"):
+        service.charge(ALICE, order_id, "tok_visa")
+    assert len(processor.charges) == 1 and rows(store, Payment) == []
+    assert orders.status(order_id) == "awaiting:payment"
+    monkeypatch.setattr(domain, "_close", real_close)
+    assert service.reconcile_pending()["paid"] == 1
+    assert len(processor.charges) == 1 and len(rows(store, Payment)) == 1
+
+
+def test_an_attempt_settled_meanwhile_is_recorded_once(store, orders, processor):
+    """SQLite has no row locks: two senders of one attempt race; the first recorded outcome wins."""
+    from services.payments import domain
+
+    order_id = orders.add("8" * 32)
+    processor.down = True
+    service = worker_factory(PaymentsService, store=store, orders=orders, processor=processor,
+                             config=dict(RECONCILE_NOW))
+    with pytest.raises(ServiceUnavailable):
+        service.charge(ALICE, order_id, "tok_visa")
+    processor.down = False
+    attempt, = attempts(store)
+    real_charge = processor.charge
+
+    def charge_while_the_other_records(**request):
+        result = real_charge(**request)
+        if len(processor.requests) == 2:  # the first replay: the second one overtakes it and records first
+            assert domain.send(store, processor, attempt.id, orders.release_hold).recorded
+        return result
+
+    processor.charge = charge_while_the_other_records
+    outcome = domain.send(store, processor, attempt.id, orders.release_hold)
+    assert outcome.kind == "paid" and not outcome.recorded
+    assert len(rows(store, Payment)) == 1 and len(store.published) == 1 and len(processor.charges) == 1
 
 
 def test_sandbox_honours_stripe_test_tokens():
