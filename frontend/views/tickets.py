@@ -82,12 +82,14 @@ def _ticket_page(ticket_id, error=None, status=200):
 
 
 def availability(ticket) -> str:
-    """'on sale', 'reserved' or 'sold'. The API tells sold from reserved only if it sends a status."""
+    """'on sale', 'reserved', 'sold', or 'taken' (reserved or sold: the SPEC's ticket cannot tell)."""
     status = str(ticket.get("status") or "").lower()
-    if status in ("sold", "complete", "completed"):
+    if status in ("sold", "complete", "completed") or ticket.get("sold") is True or ticket.get("soldAt"):
         return "sold"
-    if ticket.get("orderId") or status in ("reserved",):
+    if status == "reserved" or (ticket.get("orderId") and ticket.get("sold") is False):
         return "reserved"
+    if ticket.get("orderId"):
+        return "taken"
     return "on sale"
 
 

@@ -165,10 +165,32 @@ def chromium():
 
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (never `playwright install`)")
-    with sync_playwright() as playwright:
+    playwright = sync_playwright().start()
+    try:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+        try:
+            yield browser
+        finally:
+            browser.close()
+    finally:
+        _stop_playwright(playwright)
+
+
+def _stop_playwright(playwright) -> None:
+    try:
+        import eventlet
+        from eventlet import patcher
+    except ImportError:
+        patched = False
+    else:
+        patched = patcher.is_monkey_patched("thread")
+    if not patched:
+        playwright.stop()
+        return
+    # The suite runs eventlet-monkey-patched (tests/conftest.py). Then the Playwright
+    # driver does exit, but the sync API's stop() never returns: bound the wait.
+    with eventlet.Timeout(2, False):
+        playwright.stop()
 
 
 @pytest.fixture(params=list(VIEWPORTS))

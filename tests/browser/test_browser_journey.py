@@ -54,7 +54,7 @@ def test_buy_and_sell_journey(open_browser, screenshot, viewport):
     # A seller signs up and lists a ticket.
     seller = open_browser()
     seller.goto("/")
-    expect(seller.get_by_role("heading", name="Tickets on sale")).to_be_visible()
+    expect(seller.get_by_role("heading", name="Tickets on sale", exact=True)).to_be_visible()
     screenshot(seller, "landing-signed-out")
     seller_email = unique_email("seller")
     sign_up(seller, seller_email, screenshot, "seller-signup-form")
@@ -67,6 +67,7 @@ def test_buy_and_sell_journey(open_browser, screenshot, viewport):
     expect(seller.get_by_role("heading", name=title)).to_be_visible()
     expect(seller.get_by_text("$45.50")).to_be_visible()
     expect(seller.get_by_role("link", name="Edit")).to_be_visible()
+    ticket_url = seller.url
     screenshot(seller, "ticket-listed")
 
     # A buyer signs up, finds it on the landing page and purchases it.
@@ -83,6 +84,7 @@ def test_buy_and_sell_journey(open_browser, screenshot, viewport):
 
     # The order page counts down the time left to pay.
     expect(buyer.get_by_role("heading", name="Your order")).to_be_visible()
+    order_url = buyer.url
     expect(buyer.locator("#order-status")).to_have_text("Awaiting payment")
     expect(buyer.locator("#time-left")).to_have_text(re.compile(r"^\d+:\d\d$"))
     first = time_left(buyer)
@@ -113,10 +115,15 @@ def test_buy_and_sell_journey(open_browser, screenshot, viewport):
     expect(row.locator(".badge")).to_have_text("Complete")
     screenshot(buyer, "my-orders")
 
-    # The ticket is off the market for everyone else.
+    # The ticket is off the market; the seller sees it taken but not the buyer's order.
     seller.goto("/")
     expect(seller.get_by_role("link", name=re.compile(re.escape(title)))).to_have_count(0)
-    seller.goto(buyer.url.replace("/orders", "/orders"))  # someone else's order is not for the seller
+    seller.goto(ticket_url)
+    expect(seller.get_by_role("button", name="Purchase")).to_have_count(0)
+    expect(seller.get_by_role("link", name="Edit")).to_have_count(0)
+    screenshot(seller, "seller-ticket-taken")
+    seller.goto(order_url)
+    expect(seller.get_by_role("heading", name="That is not yours")).to_be_visible()
     header(seller).get_by_role("button", name="Sign out").click()
     expect(header(seller).get_by_role("link", name="Sign in")).to_be_visible()
     screenshot(seller, "seller-signed-out")
@@ -133,26 +140,35 @@ def test_buy_and_sell_journey(open_browser, screenshot, viewport):
     expect(buyer.locator(".order-row", has_text=title).locator(".badge")).to_have_text("Complete")
 
 
+def field_error(page, field_id):
+    return page.locator(".field", has=page.locator(f"#{field_id}")).locator(".field-error")
+
+
 def test_signup_with_bad_input_shows_the_errors_next_to_the_fields(open_browser, screenshot):
     page = open_browser()
     page.goto("/auth/signup")
-    page.get_by_label("Email").fill("not-an-email")
-    page.get_by_label("Password").fill("ab")
-    page.get_by_role("button", name="Sign up").click()
+    email, password = page.get_by_label("Email"), page.get_by_label("Password")
 
-    email = page.get_by_label("Email")
-    password = page.get_by_label("Password")
+    # A malformed email (and a too-short password).
+    email.fill("not-an-email")
+    password.fill("ab")
+    page.get_by_role("button", name="Sign up").click()
     expect(email).to_have_attribute("aria-invalid", "true")
-    expect(password).to_have_attribute("aria-invalid", "true")
     expect(email).to_have_value("not-an-email")  # what was typed is kept
-    email_error = page.locator(".field", has=page.locator("#email")).locator(".field-error")
-    password_error = page.locator(".field", has=page.locator("#password")).locator(".field-error")
-    expect(email_error).to_be_visible()
-    expect(email_error).to_contain_text(re.compile("email", re.I))
-    expect(password_error).to_be_visible()
-    expect(password_error).to_contain_text(re.compile("password", re.I))
-    # each error sits right under its own field
-    assert email_error.bounding_box()["y"] < password.bounding_box()["y"]
-    assert password_error.bounding_box()["y"] > password.bounding_box()["y"]
+    expect(field_error(page, "email")).to_contain_text(re.compile("email", re.I))
+    error_box = field_error(page, "email").bounding_box()
+    assert email.bounding_box()["y"] < error_box["y"] < password.bounding_box()["y"]  # right under its field
+    expect(page.get_by_role("alert")).to_be_visible()
+    screenshot(page, "bad-email")
+
+    # A good email and a too-short password: now the password is the one in error.
+    email.fill(unique_email("newcomer"))
+    password.fill("ab")
+    page.get_by_role("button", name="Sign up").click()
+    expect(password).to_have_attribute("aria-invalid", "true")
+    expect(field_error(page, "password")).to_contain_text(re.compile("password", re.I))
+    assert field_error(page, "password").bounding_box()["y"] > password.bounding_box()["y"]
+    expect(field_error(page, "email")).to_have_count(0)
+    expect(password).to_have_value("")  # a password is never sent back to the page
     expect(header(page).get_by_role("link", name="Sign in")).to_be_visible()
-    screenshot(page, "signup-errors")
+    screenshot(page, "short-password")

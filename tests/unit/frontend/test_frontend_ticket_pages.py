@@ -1,6 +1,8 @@
 """The landing page and a ticket's pages: new, details, edit, purchase."""
 import re
 
+import pytest
+
 from tests.unit.frontend.frontend_pages_helpers import Visitor, field_block, text
 
 
@@ -125,7 +127,8 @@ def test_a_reserved_ticket_says_so_to_others_and_links_the_buyer_to_the_order(ap
     other.signup("other@example.com")
     order_id = buyer.submit(f"/tickets/{ticket['id']}", f"/tickets/{ticket['id']}/purchase", {}).headers["Location"]
     html = text(other.get(f"/tickets/{ticket['id']}"))
-    assert "Reserved" in html and "Someone has reserved this ticket" in html and ">Purchase<" not in html
+    assert "Reserved or sold" in html and "Someone has reserved or bought this ticket" in html
+    assert ">Purchase<" not in html
     html = text(buyer.get(f"/tickets/{ticket['id']}"))
     assert "You have an order for this ticket" in html and f'href="{order_id}"' in html
 
@@ -195,10 +198,19 @@ def test_a_reserved_ticket_cannot_be_edited(visitor, fake):
     html = text(visitor.get(f"/tickets/{ticket_id}/edit"))
     assert "cannot be edited now" in html and "<fieldset class=\"plain\" disabled>" in html
     html = text(visitor.get(f"/tickets/{ticket_id}"))
-    assert "A buyer has reserved it" in html and f"/tickets/{ticket_id}/edit" not in html
+    assert "A buyer has reserved or bought it" in html and f"/tickets/{ticket_id}/edit" not in html
     response = visitor.client.post(
         f"/tickets/{ticket_id}/edit", data={"csrf_token": token, "title": "New", "price": "30"}
     )
     assert response.status_code == 409
     assert "Cannot edit a reserved ticket" in text(response)
     assert fake.tickets[ticket_id]["title"] == "Jazz"
+
+
+@pytest.mark.parametrize("sold, label, says", [(True, "Sold", "has been sold"), (False, "Reserved", "Someone has reserved this ticket")])
+def test_a_gateway_that_tells_sold_from_reserved_is_believed(visitor, fake, sold, label, says):
+    ticket = fake.add_ticket(fake.add_user("seller@example.com"), "Jazz", "20")
+    fake.add_order(fake.add_user("buyer@example.com"), ticket, status="complete" if sold else "created")
+    ticket["sold"] = sold
+    html = text(visitor.get(f"/tickets/{ticket['id']}"))
+    assert f">{label}</span>" in html and says in html
