@@ -8,12 +8,13 @@ unchanged routing key straight into the target queue. Every message in one
 holding queue has the same TTL, so none waits behind another (per-message TTL
 would block at the head of the queue: see STACK-NOTES).
 
-Delays are taken from a fixed ladder of holding queues (100 ms steps below a
-second, then whole seconds, minutes and hours). :func:`next_hop` picks the
-hop for a deadline: the longest step that does not overshoot, or, for the
-last sub-second stretch, the shortest that reaches it. A consumer that gets
-a message before its deadline sends it on again (see expiration), so a 15
-minute delay is ~3 hops and arrives at most ~100 ms late, never early.
+Delays are taken from a fixed ladder of holding queues (100 ms steps up to a
+minute, then whole minutes and hours); a queue is declared when first used.
+:func:`next_hop` picks the hop for a deadline: within a minute, the shortest
+step that reaches it (one hop, at most 100 ms late); beyond, the longest step
+that does not overshoot. A consumer that gets a message before its deadline
+sends it on again (see expiration), so a 15 minute delay is 2 hops and arrives
+at most ~100 ms late, never early.
 
 Queues and messages are durable, so what is waiting survives a restart of
 any consumer or of RabbitMQ itself.
@@ -21,6 +22,7 @@ any consumer or of RabbitMQ itself.
 from __future__ import annotations
 
 import logging
+import math
 
 from kombu import Exchange, Queue
 from nameko.amqp.publish import Publisher
@@ -28,11 +30,12 @@ from nameko.amqp.publish import Publisher
 log = logging.getLogger(__name__)
 
 SECOND = 1000
+MINUTE = 60 * SECOND
+FINE_STEP = 100
 LADDER_MS = sorted(
-    {ms for ms in range(100, SECOND, 100)}
-    | {s * SECOND for s in range(1, 60)}
-    | {m * 60 * SECOND for m in range(1, 60)}
-    | {h * 3600 * SECOND for h in range(1, 25)}
+    set(range(FINE_STEP, MINUTE + 1, FINE_STEP))
+    | {m * MINUTE for m in range(1, 60)}
+    | {h * 60 * MINUTE for h in range(1, 25)}
 )
 #: retries of failing event handlers wait 1 s, 2 s, 4 s ... 60 s (all ladder steps)
 RETRY_BACKOFF_MS = (1000, 2000, 4000, 8000, 16000, 32000, 60000)
@@ -42,8 +45,8 @@ def next_hop(remaining_ms: float) -> int:
     """The holding-queue delay to use when ``remaining_ms`` are left until the deadline."""
     if remaining_ms <= 0:
         return 0
-    if remaining_ms < SECOND:
-        return next(step for step in LADDER_MS if step >= remaining_ms)
+    if remaining_ms <= MINUTE:
+        return math.ceil(remaining_ms / FINE_STEP) * FINE_STEP  # up to the next 100 ms: never early
     return max(step for step in LADDER_MS if step <= remaining_ms)
 
 

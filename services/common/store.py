@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 RELAY_INTERVAL = float(os.environ.get("OUTBOX_RELAY_INTERVAL", "2"))
 #: a row younger than this is still being published by the request that wrote it
 RELAY_GRACE = float(os.environ.get("OUTBOX_RELAY_GRACE", "1"))
+#: how often rows already published are deleted from the outbox (in one batch)
+FORGET_INTERVAL = 0.1
 #: test hook: exit the process right after committing an event of this name, before publishing it
 CRASH_AFTER_COMMIT = os.environ.get("TICKETING_CRASH_AFTER_COMMIT")
 
@@ -155,11 +157,13 @@ class Store(Database):
         self.publisher = Publisher(self.container.config["AMQP_URI"])
         self.exchange = get_event_exchange(self.container.service_name, self.container.config)
         self._running = False
+        self._published: list[int] = []
 
     def start(self):
         if self.outbox_model is not None:
             self._running = True
             self.container.spawn_managed_thread(self._relay_forever)
+            self.container.spawn_managed_thread(self._forget_published_forever)
 
     def stop(self):
         self._running = False
@@ -174,17 +178,24 @@ class Store(Database):
 
     # -- outbox ----------------------------------------------------------
     def publish_rows(self, rows) -> None:
-        """Publish outbox rows (already committed) and delete them."""
-        if not rows:
-            return
+        """Publish outbox rows (already committed); they are deleted in batches moments later.
+
+        A row published but not yet deleted when the process dies is published again by
+        the relay: a duplicate, which consumers drop. Deleting in batches saves a
+        transaction per event on the hot path."""
         for row in rows:
             self.publisher.publish(
                 row.payload, exchange=self.exchange, routing_key=row.event_name, declare=[self.exchange]
             )
-        ids = [row.id for row in rows]
-        with self.Session() as session:
-            session.execute(delete(self.outbox_model).where(self.outbox_model.id.in_(ids)))
-            session.commit()
+            self._published.append(row.id)
+
+    def forget_published(self) -> int:
+        ids, self._published[:] = list(self._published), []
+        if ids:
+            with self.Session() as session:
+                session.execute(delete(self.outbox_model).where(self.outbox_model.id.in_(ids)))
+                session.commit()
+        return len(ids)
 
     def relay_once(self, grace: float = RELAY_GRACE) -> int:
         """Publish what a crash or a broker outage left in the outbox. Returns how many."""
@@ -204,6 +215,14 @@ class Store(Database):
                 log.info("outbox relay published %d event(s) left unpublished", len(rows))
             session.commit()
             return len(rows)
+
+    def _forget_published_forever(self):
+        while self._running:
+            eventlet.sleep(FORGET_INTERVAL)
+            try:
+                self.forget_published()
+            except Exception:  # the relay would republish them: duplicates, not losses
+                log.exception("could not delete published outbox rows")
 
     def _relay_forever(self):
         while self._running:
