@@ -1,7 +1,8 @@
 """The payments service with the real orders service on a real broker, charging the fake Stripe with the real library.
 
 SQLite and PostgreSQL. The fake Stripe (tests/support/fake_stripe.py) records
-every request the official ``stripe`` library makes.
+every request the official ``stripe`` library makes. ``reconciling_shop``
+runs payments with a fast reconciliation timer and a short Stripe timeout.
 """
 import time
 from decimal import Decimal
@@ -13,7 +14,7 @@ from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ServiceRpcProxy
 
 from services.common import events
-from services.common.errors import Conflict, PaymentDeclined
+from services.common.errors import Conflict, PaymentDeclined, ServiceUnavailable
 from services.orders.service import OrdersService
 from services.payments.service import PaymentsService
 from tests.support.fake_stripe import FakeStripe
@@ -86,16 +87,30 @@ class Shop:
 
 
 @pytest.fixture
-def shop(container_factory, service_config, databases, fake_stripe):
-    fake_stripe.reset()
-    PaymentListener.seen = []
-    orders_config = service_config("orders", databases["orders"])
-    payments_config = {**service_config("payments", databases["payments"]),
-                       "STRIPE_KEY": "sk_test_fake", "STRIPE_API_BASE": fake_stripe.url}
-    for service, config in ((OrdersService, orders_config), (PaymentsService, payments_config),
-                            (PaymentListener, orders_config)):
-        container_factory(service, config).start()
-    return Shop(orders_config, payments_config)
+def make_shop(container_factory, service_config, databases, fake_stripe):
+    def make(**payments_settings) -> Shop:
+        fake_stripe.reset()
+        PaymentListener.seen = []
+        orders_config = service_config("orders", databases["orders"])
+        payments_config = {**service_config("payments", databases["payments"]),
+                           "STRIPE_KEY": "sk_test_fake", "STRIPE_API_BASE": fake_stripe.url, **payments_settings}
+        for service, config in ((OrdersService, orders_config), (PaymentsService, payments_config),
+                                (PaymentListener, orders_config)):
+            container_factory(service, config).start()
+        return Shop(orders_config, payments_config)
+
+    return make
+
+
+@pytest.fixture
+def shop(make_shop):
+    return make_shop()
+
+
+@pytest.fixture
+def reconciling_shop(make_shop):
+    """Reconciliation every 0.2 s of attempts older than 0.5 s; Stripe times out after 0.3 s."""
+    return make_shop(PAYMENTS_RECONCILE_INTERVAL="0.2", PAYMENTS_RECONCILE_MIN_AGE="0.5", STRIPE_TIMEOUT="0.3")
 
 
 def test_a_charge_carries_cents_usd_the_token_and_the_order_key_and_completes_the_order(shop, fake_stripe):
@@ -168,3 +183,116 @@ def test_charges_in_flight_do_not_block_each_other(shop, fake_stripe):
     list(eventlet.GreenPool(4).imap(lambda order: shop.pay(order["id"]), orders))
     assert time.monotonic() - started < 3.0  # one after the other would take over 4 s
     assert len(fake_stripe.charges) == 4
+
+
+# -- unknown outcomes and reconciliation ----------------------------------------------
+
+UNCONFIRMED = "We could not confirm your payment yet"
+
+
+def test_a_timeout_after_stripe_charged_keeps_the_order_held_and_reconciliation_completes_it_once(
+        reconciling_shop, fake_stripe):
+    shop = reconciling_shop
+    order = shop.order()
+    fake_stripe.delay = 1.5  # Stripe charges after 1.5 s; the library gives up after 0.3 s (three tries)
+    with pytest.raises(ServiceUnavailable, match=UNCONFIRMED):
+        shop.pay(order["id"])
+    assert shop.status(order["id"]) == "awaiting:payment"  # held: expiry cannot cancel it
+    with pytest.raises(Conflict, match="being paid"):
+        shop.pay(order["id"], "tok_mastercard")  # the buyer's retry is refused by the hold, nothing sent
+    eventlet.sleep(1.6)  # the first request is charged at the fake meanwhile
+    charge, = fake_stripe.charges_for(order["id"])
+    fake_stripe.delay = 0.0
+
+    shop.wait_for_status(order["id"], "complete")
+    assert fake_stripe.charges_for(order["id"]) == [charge]  # exactly one charge
+    requests = fake_stripe.charge_requests()
+    assert {r["headers"]["idempotency-key"] for r in requests} == {f"order-{order['id']}-1"}
+    assert {r["form"]["source"] for r in requests} == {"tok_visa"}
+    with ServiceRpcProxy("payments", shop.payments_config) as payments:
+        assert payments.get_payment(order["id"])["chargeId"] == charge["id"]
+        assert payments.unsettled_attempts() == []
+    assert [p["chargeId"] for p in PaymentListener.seen] == [charge["id"]]
+
+
+def test_a_5xx_before_stripe_charged_keeps_the_order_held_and_reconciliation_charges_it_once(
+        reconciling_shop, fake_stripe):
+    shop = reconciling_shop
+    order = shop.order()
+    fake_stripe.fail_next(1000, status=500)  # Stripe is down: nothing reaches the charge
+    with pytest.raises(ServiceUnavailable, match=UNCONFIRMED):
+        shop.pay(order["id"])
+    assert shop.status(order["id"]) == "awaiting:payment" and fake_stripe.charges == []
+    eventlet.sleep(1.0)  # reconciliation rounds while Stripe is still down change nothing
+    assert shop.status(order["id"]) == "awaiting:payment" and fake_stripe.charges == []
+    with ServiceRpcProxy("payments", shop.payments_config) as payments:
+        assert [a["state"] for a in payments.unsettled_attempts()] == ["pending"]
+
+    fake_stripe.reset()  # Stripe is back
+    shop.wait_for_status(order["id"], "complete")
+    charge, = fake_stripe.charges_for(order["id"])
+    assert {r["headers"]["idempotency-key"] for r in fake_stripe.charge_requests()} == {f"order-{order['id']}-1"}
+    assert [p["chargeId"] for p in PaymentListener.seen] == [charge["id"]]
+
+
+def test_a_decline_found_by_reconciliation_releases_the_order_and_another_card_pays(reconciling_shop, fake_stripe):
+    shop = reconciling_shop
+    order = shop.order()
+    fake_stripe.fail_next(1000, status=503)
+    with pytest.raises(ServiceUnavailable, match=UNCONFIRMED):
+        shop.pay(order["id"], "tok_chargeDeclined")
+    assert shop.status(order["id"]) == "awaiting:payment"
+
+    fake_stripe.reset()
+    shop.wait_for_status(order["id"], "created")  # released: payable again, or cancelled by expiry
+    assert fake_stripe.charges == [] and PaymentListener.seen == []
+    shop.pay(order["id"], "tok_visa")
+    shop.wait_for_status(order["id"], "complete")
+    assert len(fake_stripe.charges_for(order["id"])) == 1
+
+
+def test_an_attempt_locked_by_one_replica_is_skipped_by_another(postgres_url):
+    """PostgreSQL: a replica sends an attempt only while it holds the row lock (FOR UPDATE SKIP LOCKED)."""
+    from sqlalchemy import select
+
+    from services.payments import domain
+    from services.payments.models import ChargeAttempt
+    from services.payments.processors import SandboxProcessor
+    from tests.support.unit_store import unit_store
+
+    store = unit_store("payments", postgres_url)
+    order = {"id": "c" * 32, "amountCents": 500, "ticket": {"title": "Opera", "price": "5"}}
+    with store.transaction() as tx:
+        attempt = domain.open_attempt(tx, order, "tok_visa")
+
+    class Orders:
+        released: list = []
+
+        def release_hold(self, order_id):
+            self.released.append(order_id)
+
+        def get_order(self, order_id):
+            return order
+
+    class CountingSandbox(SandboxProcessor):
+        sent = 0
+
+        def charge(self, **request):
+            CountingSandbox.sent += 1
+            return super().charge(**request)
+
+    processor = CountingSandbox()
+    other_replica = store.engine.connect()
+    transaction = other_replica.begin()
+    other_replica.execute(select(ChargeAttempt.id).where(ChargeAttempt.id == attempt.id).with_for_update())
+    try:
+        counts = domain.reconcile(store, Orders(), processor, min_age=0)
+        assert counts["busy"] == 1 and CountingSandbox.sent == 0  # not sent twice at once
+    finally:
+        transaction.rollback()
+        other_replica.close()
+    assert domain.reconcile(store, Orders(), processor, min_age=0)["paid"] == 1
+    assert CountingSandbox.sent == 1
+    with store.read() as session:
+        assert session.get(ChargeAttempt, attempt.id).state == "succeeded"
+    assert [name for name, _ in store.published] == [events.PAYMENT_CREATED]
