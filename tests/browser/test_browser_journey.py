@@ -172,3 +172,14 @@ def test_signup_with_bad_input_shows_the_errors_next_to_the_fields(open_browser,
     expect(password).to_have_value("")  # a password is never sent back to the page
     expect(header(page).get_by_role("link", name="Sign in")).to_be_visible()
     screenshot(page, "short-password")
+
+
+def test_a_missing_page_has_the_site_look_and_a_way_back(open_browser, screenshot):
+    page = open_browser()
+    response = page.goto("/tickets/no-such-ticket")
+    assert response.status == 404
+    expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
+    expect(header(page).get_by_role("link", name="Sign in")).to_be_visible()
+    screenshot(page, "not-found")
+    page.get_by_role("link", name="Go to the front page").click()
+    expect(page.get_by_role("heading", name="Tickets on sale", exact=True)).to_be_visible()
