@@ -29,7 +29,8 @@ from nameko_sqlalchemy import Database
 from decimal import Decimal
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, TypeDecorator, delete, event, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import events
@@ -119,17 +120,17 @@ class Transaction:
         return payload
 
     def first_delivery(self, event: events.Event, consumer: str) -> bool:
-        """Record that ``consumer`` applies ``event``; False if it already did (a redelivery)."""
-        model = self._store.processed_model
-        if self.session.get(model, (event.eventId, consumer)) is not None:
-            return False
-        self.session.add(model(event_id=event.eventId, consumer=consumer))
-        try:
-            self.session.flush()
-        except IntegrityError:  # a concurrent delivery of the same event won
-            self.session.rollback()
-            return False
-        return True
+        """Record that ``consumer`` applies ``event``; False if it already did (a redelivery).
+
+        One ``INSERT … ON CONFLICT DO NOTHING``: a concurrent delivery of the same event
+        waits on the row and then finds it taken."""
+        table = self._store.processed_model.__table__
+        insert = {"postgresql": pg_insert, "sqlite": sqlite_insert}[self.session.bind.dialect.name]
+        result = self.session.execute(
+            insert(table).values(event_id=event.eventId, consumer=consumer, processed_at=utcnow())
+            .on_conflict_do_nothing().returning(table.c.event_id)
+        )
+        return result.first() is not None
 
 
 class Store(Database):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from nameko.rpc import rpc
+from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 
 from services.common import config, events
@@ -30,6 +30,7 @@ class OrdersService(HealthMixin):
     # More connections than workers (+ timers, outbox relay): a worker waiting on SQLAlchemy's
     # pool under eventlet stalls the others (10 workers on the default pool of 5: 19 vs 82 cancels/s).
     store = Store(Base, OutboxMessage, ProcessedEvent)
+    payments = RpcProxy("payments")
 
     # -- the gateway ---------------------------------------------------------
     @rpc
@@ -104,10 +105,20 @@ class OrdersService(HealthMixin):
 
     @timer(interval=SWEEP_INTERVAL)
     def release_stale_holds(self):
-        """Payments holds an order while it charges; if it dies meanwhile, the hold is released here."""
+        """Payments holds an order while it charges; if it died before sending the charge, the
+        hold is released here. A charge whose outcome payments does not know yet keeps the hold
+        (payments' reconciliation settles it), so an order is never both charged and cancelled."""
         with self.store.read() as session:
             stale = domain.stale_hold_ids(session, HOLD_TIMEOUT_SECONDS)
         for order_id in stale:
+            try:
+                if self.payments.has_unsettled_charge(order_id):
+                    log.warning("order %s is held for a charge payments is still settling; keeping the hold",
+                                order_id)
+                    continue
+            except Exception as exc:  # payments unreachable: it cannot vouch that nothing was charged
+                log.warning("cannot ask payments about order %s (%r); keeping the hold", order_id, exc)
+                continue
             try:
                 with self.store.transaction() as tx:
                     order = domain.release_hold(tx, order_id)

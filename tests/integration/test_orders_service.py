@@ -5,6 +5,7 @@ from urllib.parse import unquote, urlparse
 
 import eventlet
 import pytest
+from nameko.rpc import rpc
 from nameko.events import event_handler
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ServiceRpcProxy
@@ -204,13 +205,36 @@ def test_safety_net_cancels_orders_whose_expiry_was_lost(orders, monkeypatch):
     assert orders.status(order["id"]) == "cancelled"
 
 
-def test_a_stale_payment_hold_is_released(orders, monkeypatch):
+class FakePayments:
+    """Answers orders' question about charges in doubt."""
+
+    name = "payments"
+    in_doubt: set = set()
+
+    @rpc
+    def has_unsettled_charge(self, order_id):
+        return order_id in FakePayments.in_doubt
+
+
+def test_a_stale_payment_hold_is_released_only_when_payments_vouches_for_it(orders, monkeypatch,
+                                                                             container_factory):
     ticket = orders.listed_ticket(new_id(9))
     order = orders.rpc.create_order(ALICE, "alice@example.com", ticket)
     orders.rpc.hold_for_payment(order["id"], ALICE)
     monkeypatch.setattr(orders_module, "HOLD_TIMEOUT_SECONDS", 0)
     eventlet.sleep(0.05)
-    with entrypoint_hook(orders.container, "release_stale_holds") as sweep:
-        sweep()
+
+    def sweep():
+        with entrypoint_hook(orders.container, "release_stale_holds") as release:
+            release()
+
+    sweep()  # payments is not running: nobody can say nothing was charged
+    assert orders.status(order["id"]) == "awaiting:payment"
+    container_factory(FakePayments, orders.config).start()
+    FakePayments.in_doubt = {order["id"]}
+    sweep()  # a charge is still being settled
+    assert orders.status(order["id"]) == "awaiting:payment"
+    FakePayments.in_doubt = set()
+    sweep()
     assert orders.status(order["id"]) == "created"
     assert orders.rpc.release_hold(order["id"])["status"] == "created"  # nothing to release: a no-op

@@ -215,6 +215,10 @@ def test_an_unknown_outcome_keeps_the_order_held_and_is_a_503(service, store, or
     assert [a.state for a in attempts(store)] == ["pending"] and rows(store, Payment) == []
     assert store.published == []
 
+    # orders' stale-hold sweep asks before it lets go: money may have moved
+    assert service.has_unsettled_charge(order_id) is True
+    assert service.has_unsettled_charge("9" * 32) is False
+
     # the buyer tries again meanwhile: the hold says no, nothing is sent
     with pytest.raises(Conflict, match="Order is being paid"):
         service.charge(ALICE, order_id, "tok_mastercard")
