@@ -71,6 +71,18 @@ class PaymentsService(HealthMixin):
                 raise NotFound("No payment for this order")
             return payment.to_dict()
 
+    @rpc
+    def has_unsettled_charge(self, order_id):
+        """For orders' sweep of stale holds: may money have moved for this order without being
+        recorded yet (a charge attempt pending or abandoned)? Then the hold must stay."""
+        with self.store.read() as session:
+            return session.scalars(
+                select(ChargeAttempt.id).where(
+                    ChargeAttempt.order_id == order_id,
+                    ChargeAttempt.state.in_((ChargeAttempt.PENDING, ChargeAttempt.ABANDONED)),
+                ).limit(1)
+            ).first() is not None
+
     @rpc(expected_exceptions=EXPECTED)
     def unsettled_attempts(self):
         """Operators: charge attempts whose outcome is not known (pending, or abandoned by reconciliation)."""
