@@ -7,11 +7,13 @@ gateway's JSON API; see docs/frontend.md.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 
 from flask import Flask, g, redirect, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import settings
 from .api import ApiError, GatewayUnavailable, gateway, make_http_session
@@ -45,6 +47,12 @@ def create_app(config: dict | None = None) -> Flask:
     merged.update(config or {})
     app.config.update(settings.finalise(merged))
     app.extensions["gateway_http"] = app.config.get("GATEWAY_HTTP") or make_http_session()
+
+    proxies = int(app.config.get("PROXY_COUNT") or os.environ.get("PROXY_COUNT") or 0)
+    if proxies:
+        # Behind nginx / an Ingress: the browser's address (forwarded to the gateway for
+        # sign-in throttling) is the one the trusted proxy saw.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=1, x_host=1)
 
     csrf.init_app(app)
     app.register_blueprint(tickets.bp)

@@ -71,7 +71,7 @@ def error_response(message: str, status: int, field: str | None = None):
 
 def _register_errors(app: Flask) -> None:
     def make_error_response(exc: TicketingError):
-        return jsonify({"errors": [exc.to_dict()]})
+        return jsonify({"errors": exc.errors()})
 
     app.make_error_response = make_error_response
 

@@ -12,11 +12,17 @@ from nameko.exceptions import deserialize_to_instance
 class TicketingError(Exception):
     status = 500
 
-    def __init__(self, message: str = "Something went wrong", field: str | None = None):
+    def __init__(self, message: str = "Something went wrong", field: str | None = None,
+                 more: list[dict] | None = None):
         # args are what nameko sends across RPC; None would arrive as the string "None"
-        super().__init__(*((message, field) if field else (message,)))
+        super().__init__(*((message, field, more) if more else (message, field) if field else (message,)))
         self.message = message
         self.field = field
+        #: further errors of the same request (e.g. every bad field of a form), as dicts
+        self.more = list(more or [])
+
+    def errors(self) -> list[dict]:
+        return [self.to_dict(), *self.more]
 
     def to_dict(self) -> dict:
         error = {"message": self.message}

@@ -108,9 +108,12 @@ def validate(model: type[Input], data: Any) -> Input:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        field = str(error["loc"][0]) if error["loc"] else None
-        message = error["msg"]
-        if error["type"] == "missing":
-            message = f"{field[0].upper() + field[1:]} is required" if field else "A field is required"
-        raise BadRequest(message, field=field) from None
+        found: dict = {}  # the first error of each field, in the model's field order
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else None
+            message = error["msg"]
+            if error["type"] == "missing":
+                message = f"{field[0].upper() + field[1:]} is required" if field else "A field is required"
+            found.setdefault(field, {"message": message, **({"field": field} if field else {})})
+        first, *more = found.values()
+        raise BadRequest(first["message"], field=first.get("field"), more=more) from None

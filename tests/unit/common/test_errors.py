@@ -6,12 +6,14 @@ from services.common import errors
 
 @pytest.mark.parametrize("error", [
     errors.BadRequest("Title is required", field="title"), errors.NotFound("Ticket not found"),
+    errors.BadRequest("Email must be valid", field="email", more=[{"message": "Password is required",
+                                                                    "field": "password"}]),
     errors.Conflict("Ticket is already reserved"), errors.PaymentDeclined("Your card was declined."),
     errors.Forbidden(), errors.NotAuthorized(), errors.TooManyRequests(), errors.ServiceUnavailable(),
 ])
 def test_errors_cross_rpc_as_themselves(error):
     back = deserialize(serialize(error))
-    assert type(back) is type(error) and back.to_dict() == error.to_dict() and back.status == error.status
+    assert type(back) is type(error) and back.errors() == error.errors() and back.status == error.status
 
 
 def test_status_codes_are_the_specs():

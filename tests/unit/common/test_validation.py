@@ -75,3 +75,9 @@ def test_email_lower_cased_and_password_trimmed():
 def test_ids_are_opaque_hex():
     assert is_valid_id("a" * 32)
     assert not is_valid_id("A" * 32) and not is_valid_id("123") and not is_valid_id(None)
+
+
+def test_every_bad_field_is_reported():
+    with pytest.raises(BadRequest) as info:
+        validate(Signup, {"email": "nope", "password": "x"})
+    assert [e["field"] for e in info.value.errors()] == ["email", "password"]
