@@ -10,6 +10,7 @@ import requests
 from kombu import Connection, Exchange, Queue
 
 from tests.support.rabbit import AUTH, MANAGEMENT_URL
+from tests.support.waiting import wait_for  # noqa: F401 (re-exported)
 
 
 def signup(app, label="user"):
@@ -35,16 +36,6 @@ def order(app, buyer, ticket_id, timeout=5.0) -> requests.Response:
         if response.status_code != 404 or time.monotonic() > deadline:
             return response
         time.sleep(0.05)
-
-
-def wait_for(predicate, timeout=10.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 def on_sale(app, ticket_id) -> bool:

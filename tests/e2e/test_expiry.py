@@ -3,7 +3,6 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
-import requests
 from kombu import Connection, Exchange
 
 from services.common import events

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from tests.support.fake_stripe import FakeStripe
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -69,16 +70,6 @@ def pay(app, buyer, order_id, token="tok_visa"):
 
 def status(app, buyer, order_id):
     return buyer.get(f"{app.url}/api/orders/{order_id}").json()["status"]
-
-
-def wait_for(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not met in {timeout}s")
 
 
 def error(response, status_code):

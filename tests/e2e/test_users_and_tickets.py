@@ -1,5 +1,4 @@
 """End to end through ``ticketing up`` on PostgreSQL and RabbitMQ, over HTTP as a browser or curl would."""
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest

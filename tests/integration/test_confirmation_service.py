@@ -5,7 +5,6 @@ is 3 here to keep the failing cases to a few seconds.
 """
 import email
 import email.policy
-import time
 from decimal import Decimal
 import eventlet
 import pytest
@@ -17,6 +16,7 @@ from nameko.testing.services import get_extension
 from services.common import events
 from services.confirmation.service import ConfirmationService, MailRetries
 from tests.support.fake_sendgrid import FakeSendGrid
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -44,16 +44,6 @@ def messages_in(amqp_uri, queue_name):
             return connection.default_channel.queue_declare(queue=queue_name, passive=True).message_count
         except Exception:  # not declared yet
             return 0
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        eventlet.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 class Confirmation:

@@ -1,5 +1,4 @@
 """The orders service in a real nameko container on a real broker (SQLite and PostgreSQL)."""
-import time
 from decimal import Decimal
 from urllib.parse import unquote, urlparse
 
@@ -18,6 +17,7 @@ from services.common.handlers import EventHandler
 from services.orders import service as orders_module
 from services.orders.models import Order, TicketReplica
 from services.orders.service import OrdersService
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -64,13 +64,7 @@ class Orders:
         return tuple(row) if row else None
 
     def wait_for(self, predicate, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            eventlet.sleep(0.05)
-        raise AssertionError("condition not met in time")
+        return wait_for(predicate, timeout)
 
     def listed_ticket(self, ticket_id):
         self.publish(*self.ticket_event(ticket_id, 0))

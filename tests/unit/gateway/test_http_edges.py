@@ -85,5 +85,5 @@ def test_rpc_timeouts_become_503(app):
 
     pool = RpcPool({"AMQP_URI": "amqp://guest:guest@127.0.0.1:1/"}, timeout=0.5)
     with pytest.raises(ServiceUnavailable):
-        with pool.client() as proxy:
+        with pool.client():
             raise RpcTimeout()
