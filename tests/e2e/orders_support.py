@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import unquote, urlparse
 
 import eventlet
 import requests
 from kombu import Connection, Exchange, Queue
 
-from tests.support.rabbit import AUTH, MANAGEMENT_URL
 from tests.support.waiting import wait_for  # noqa: F401 (re-exported)
 
 
@@ -44,12 +43,6 @@ def on_sale(app, ticket_id) -> bool:
 
 def vhost_of(amqp_uri: str) -> str:
     return unquote(urlparse(amqp_uri).path[1:])
-
-
-def consumers(amqp_uri: str, queue: str) -> int:
-    url = f"{MANAGEMENT_URL}/api/queues/{quote(vhost_of(amqp_uri), safe='')}/{quote(queue, safe='')}"
-    response = requests.get(url, auth=AUTH, timeout=5)
-    return response.json().get("consumers", 0) if response.ok else 0
 
 
 class EventTap:

@@ -6,7 +6,7 @@ import pytest
 from kombu import Connection, Exchange
 
 from services.common import events
-from tests.e2e.orders_support import EventTap, consumers, list_ticket, on_sale, order, signup, wait_for
+from tests.e2e.orders_support import EventTap, list_ticket, on_sale, order, signup, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -80,10 +80,11 @@ def test_pending_expiries_survive_a_restart_of_the_expiration_service(app, tap):
                                        ticket={"id": "b" * 32, "price": "1.00"})
             producer.publish(payload, exchange=Exchange(""), routing_key=EXPIRATION_INBOX, delivery_mode=2)
 
+    killed = set(app.component_pids("expiration"))
     app.kill_component("expiration")
-    wait_for(lambda: consumers(app.env["AMQP_URI"], "expiration.due") == 0, timeout=5)
-    back = wait_for(lambda: consumers(app.env["AMQP_URI"], "expiration.due") > 0 and time.time(),
-                    timeout=40, interval=0.02)
+    wait_for(lambda: not killed & set(app.component_pids("expiration")), timeout=5)
+    # back = its readiness answers again, which includes its consumers being up
+    back = wait_for(lambda: app.ready("expiration") and time.time(), timeout=40, interval=0.02)
 
     late = {}
     for order_id, at in direct.items():

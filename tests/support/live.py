@@ -65,6 +65,21 @@ class LiveApp:
         """An HTTP client with a cookie jar, like one browser."""
         return requests.Session()
 
+    def health_url(self, name: str) -> str:
+        """The readiness URL of one service (the supervisor logs them at start; stable across restarts)."""
+        import re
+
+        match = re.search(rf"\b{name} \(health (http://[^)]+)\)", self.log())
+        if not match:
+            raise LookupError(f"no health URL of {name} in the log")
+        return match.group(1)
+
+    def ready(self, name: str) -> bool:
+        try:
+            return requests.get(self.health_url(name), timeout=0.5).status_code == 200
+        except requests.RequestException:
+            return False
+
     def component_pids(self, name: str) -> list[int]:
         out = subprocess.run(["pgrep", "-f", f"ticketing.cli run {name}$"], capture_output=True, text=True)
         pids = [int(p) for p in out.stdout.split()]
