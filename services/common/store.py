@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import events
+from . import events, green_psycopg
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,7 @@ class Store(Database):
 
     # -- lifecycle -------------------------------------------------------
     def setup(self):
+        green_psycopg.install()
         url = self.container.config["DB_URIS"][f"{self.container.service_name}:{self.declarative_base.__name__}"]
         if not url.startswith("sqlite"):
             # More connections than workers (plus the relay), or waiting workers stall the rest.
