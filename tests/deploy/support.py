@@ -21,7 +21,7 @@ DOCKERFILE = REPO / "Dockerfile"
 KUBE_VERSION = "1.33.0"
 
 # The nameko services and the web components, as the chart, compose and
-# CONTRACTS.md name them. `web` (gateway + frontend in one process, what
+# the CLI (ticketing/cli.py) name them. `web` (gateway + frontend in one process, what
 # `ticketing up` serves) is a local-development component: not deployed.
 SERVICES = ("auth", "tickets", "orders", "expiration", "payments", "confirmation")
 WEB = ("gateway", "frontend")
