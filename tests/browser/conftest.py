@@ -12,20 +12,22 @@ app's log to artifacts/browser/.
 from __future__ import annotations
 
 import os
-import random
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
+
+from tests.conftest import free_port
+from tests.support.live import LiveApp
+from tests.support.rabbit import RabbitAdmin
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
@@ -44,31 +46,7 @@ VIEWPORTS = {
     "phone": {"width": 390, "height": 844},
     "desktop": {"width": 1280, "height": 800},
 }
-START_TIMEOUT = 120
-# `ticketing up` gives each service a health port at PORT + 1000 + n.
-HEALTH_PORT_OFFSETS = range(1000, 1010)
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_app_port() -> int:
-    """A free PORT whose service health ports (PORT+1000...) are free too."""
-    for _ in range(200):
-        port = random.randint(20000, 40000)
-        if _port_free(port) and all(_port_free(port + offset) for offset in HEALTH_PORT_OFFSETS):
-            return port
-    raise RuntimeError("no free port range for ticketing up")
-
-
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+FAKE_START_TIMEOUT = 60
 
 
 def _answers(url: str) -> bool:
@@ -78,84 +56,42 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-
-def _ticketing_command() -> list[str]:
-    script = Path(sys.executable).parent / "ticketing"
-    return [str(script), "up"] if script.exists() else [sys.executable, "-m", "ticketing.cli", "up"]
-
-
-def _wait_until_ready(process, url, log_path, ready_line):
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the app exited early:\n{log_path.read_text(errors='replace')[-5000:]}")
-        log = log_path.read_text(errors="replace")
-        if (ready_line is None or ready_line in log) and _answers(f"{url}/api/healthz") and _answers(f"{url}/"):
-            return
-        time.sleep(0.25)
-    raise RuntimeError(f"the app was not ready in {START_TIMEOUT}s:\n{log_path.read_text(errors='replace')[-5000:]}")
+@contextmanager
+def _fake_app(port: int, log_path: Path):
+    """The frontend in front of the unit tests' fake gateway (BROWSER_APP=fake)."""
+    command = [sys.executable, "-m", "tests.unit.frontend.frontend_fake_gateway", "--port", str(port),
+               "--expiration-window", "60"]
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + FAKE_START_TIMEOUT
+        while not (_answers(f"http://127.0.0.1:{port}/api/healthz") and _answers(f"http://127.0.0.1:{port}/")):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the fake app did not start:\n{log_path.read_text(errors='replace')[-5000:]}")
+            time.sleep(0.25)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
 
 
 @pytest.fixture(scope="session")
 def live_app_url():
-    port = free_app_port()
-    url = f"http://127.0.0.1:{port}"
     log_dir = ARTIFACTS / "browser"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / "app.log"
-    workdir = Path(tempfile.mkdtemp(prefix="ticketing-browser-"))
-
     if os.environ.get("BROWSER_APP") == "fake":
-        command = [sys.executable, "-m", "tests.unit.frontend.frontend_fake_gateway", "--port", str(port),
-                   "--expiration-window", "60"]
-        env, vhost, ready_line = {**os.environ}, None, None
-    else:
-        vhost = f"ticketing-browser-{uuid.uuid4().hex[:10]}"
-        rabbitmqctl("add_vhost", vhost)
-        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            # our own databases, the sandbox card processor, emails to the outbox, test-mode cards
-            if not key.endswith("_DATABASE_URL")
-            and key not in ("STRIPE_KEY", "STRIPE_PUBLISHABLE_KEY", "SENDGRID_API_KEY", "TICKETING_ENV")
-        }
-        env.update(
-            PORT=str(port),
-            GATEWAY_URL=url,
-            EXPIRATION_WINDOW_SECONDS="60",
-            VAR_DIR=str(workdir / "var"),
-            MAIL_OUTBOX_DIR=str(workdir / "mail"),
-            AMQP_URI=f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
-            JWT_KEY="browser-tests-" + uuid.uuid4().hex,
-            SECRET_KEY="browser-tests-" + uuid.uuid4().hex,
-            PYTHONUNBUFFERED="1",
-        )
-        command = _ticketing_command()
-        ready_line = "ready:"
-
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        with _fake_app(free_port(), log_path) as url:
+            yield url
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="ticketing-browser-"))
+    # `ticketing up` as `make up` runs it: SQLite per service, the card sandbox, .eml files
+    app = LiveApp.start(RabbitAdmin(), None, workdir, port=free_port(), run_id=uuid.uuid4().hex[:8],
+                        env={"EXPIRATION_WINDOW_SECONDS": "60"}, log_path=log_path)
     try:
-        _wait_until_ready(process, url, log_path, ready_line)
-        yield url
+        yield app.url
     finally:
-        _stop(process)
-        if vhost:
-            try:
-                rabbitmqctl("delete_vhost", vhost)
-            except subprocess.SubprocessError:
-                pass
+        app.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

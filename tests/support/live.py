@@ -14,6 +14,7 @@ import requests
 
 DATABASE_SERVICES = ("auth", "tickets", "orders", "payments", "confirmation")
 START_TIMEOUT = 90
+OUTSIDE_SERVICES = ("STRIPE_KEY", "STRIPE_PUBLISHABLE_KEY", "SENDGRID_API_KEY", "TICKETING_ENV")
 
 
 class LiveApp:
@@ -22,12 +23,17 @@ class LiveApp:
         self.vhost, self.rabbit_admin = vhost, rabbit_admin
 
     @classmethod
-    def start(cls, rabbit_admin, postgres_admin, workdir: Path, port: int, run_id: str, env: dict) -> "LiveApp":
+    def start(cls, rabbit_admin, postgres_admin, workdir: Path, port: int, run_id: str, env: dict,
+              log_path: Path | None = None) -> "LiveApp":
+        """``postgres_admin`` None: the embedded default, a SQLite file per service (as ``make up``)."""
         vhost = f"ticketing-e2e-{run_id}-{uuid.uuid4().hex[:6]}"
         rabbit_admin.create_vhost(vhost)
-        label = uuid.uuid4().hex[:6]
         full_env = {
-            **os.environ,
+            key: value for key, value in os.environ.items()
+            # the machine's own settings must not leak in: our databases, the sandbox processor, file emails
+            if not key.endswith("_DATABASE_URL") and key not in OUTSIDE_SERVICES
+        }
+        full_env.update({
             "AMQP_URI": f"amqp://guest:guest@127.0.0.1:5672/{quote(vhost, safe='')}",
             "PORT": str(port),
             "VAR_DIR": str(workdir / "var"),
@@ -35,17 +41,23 @@ class LiveApp:
             "JWT_KEY": "test-jwt-key-" + uuid.uuid4().hex,
             "SECRET_KEY": "test-secret-" + uuid.uuid4().hex,
             "PYTHONUNBUFFERED": "1",
-        }
-        for service in DATABASE_SERVICES:
-            full_env[f"{service.upper()}_DATABASE_URL"] = postgres_admin.create_database(f"{label}_{service}")
+        })
+        if postgres_admin is not None:
+            label = uuid.uuid4().hex[:6]
+            for service in DATABASE_SERVICES:
+                full_env[f"{service.upper()}_DATABASE_URL"] = postgres_admin.create_database(f"{label}_{service}")
         full_env.update({k: str(v) for k, v in env.items()})
-        log_path = workdir / "ticketing-up.log"
+        log_path = log_path or workdir / "ticketing-up.log"
         process = subprocess.Popen(
             [sys.executable, "-m", "ticketing.cli", "up"], env=full_env, cwd=Path(__file__).parents[2],
             stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         app = cls(process, f"http://127.0.0.1:{port}", log_path, full_env, vhost, rabbit_admin)
-        app.wait_ready()
+        try:
+            app.wait_ready()
+        except Exception:
+            app.stop()
+            raise
         return app
 
     def log(self) -> str:
