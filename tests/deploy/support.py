@@ -6,6 +6,8 @@ from __future__ import annotations
 import functools
 import json
 import re
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -192,3 +194,12 @@ def compose_resolved(env: dict[str, str] | None = None) -> tuple[dict, set[str]]
     missing: set[str] = set()
     resolved = interpolate(compose_raw(), env if env is not None else env_example(), missing)
     return resolved, missing
+
+
+def ticketing_command() -> list[str]:
+    """The installed ``ticketing`` script (what the image's ENTRYPOINT is), else the module."""
+    script = Path(sys.executable).with_name("ticketing")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("ticketing")
+    return [found] if found else [sys.executable, "-m", "ticketing.cli"]

@@ -12,11 +12,10 @@ import shutil
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 
 import pytest
 
-from .support import CLI_SUBCOMMANDS, DOCKERFILE, REPO
+from .support import CLI_SUBCOMMANDS, DOCKERFILE, REPO, ticketing_command
 
 PACKAGES = ("ticketing", "services", "gateway", "frontend")
 # Files a component reads at run time besides its modules (pyproject's package-data).
@@ -219,14 +218,6 @@ def test_a_regular_install_carries_every_runtime_file(tmp_path):
     installed = {p.relative_to(build).as_posix() for p in build.rglob("*") if p.is_file()}
     missing = sorted(expected - installed)
     assert not missing, f"not installed by `pip install .` (so not in the image): {missing}"
-
-
-def ticketing_command() -> list[str]:
-    script = Path(sys.executable).with_name("ticketing")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("ticketing")
-    return [found] if found else [sys.executable, "-m", "ticketing.cli"]
 
 
 @pytest.mark.parametrize("subcommand", CLI_SUBCOMMANDS)

@@ -4,17 +4,13 @@ run) start against the local RabbitMQ and PostgreSQL, answer their health
 endpoints, and stop on SIGTERM as a container runtime asks them to.
 
 Each run gets its own RabbitMQ vhost and its own databases, removed after.
-Needs `rabbitmqctl` and `psql -h 127.0.0.1 -U postgres` (PGHOST/PGPORT/PGUSER/
-PGPASSWORD are honoured)."""
+Uses the RabbitMQ management API and PostgreSQL (POSTGRES_ADMIN_URL) like the rest of the suite."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -24,7 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from .support import DATABASE_SERVICES, DEPLOYED, HEALTH_PATHS
+from tests.conftest import free_port
+from tests.support.postgres import PostgresAdmin
+
+from .support import DATABASE_SERVICES, DEPLOYED, HEALTH_PATHS, ticketing_command
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -32,9 +31,6 @@ STARTUP_SECONDS = 20
 STOP_SECONDS = 15
 SETTLE_SECONDS = 1.5
 
-PGHOST = os.environ.get("PGHOST", "127.0.0.1")
-PGPORT = os.environ.get("PGPORT", "5432")
-PGUSER = os.environ.get("PGUSER", "postgres")
 
 
 def _components() -> list[str]:
@@ -45,56 +41,26 @@ def _components() -> list[str]:
     return list(COMPONENTS)
 
 
-def ticketing_command() -> list[str]:
-    script = Path(sys.executable).with_name("ticketing")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("ticketing")
-    return [found] if found else [sys.executable, "-m", "ticketing.cli"]
-
-
 def _run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, **kwargs)
 
 
-def _psql(sql: str) -> None:
-    result = _run(["psql", "-h", PGHOST, "-p", PGPORT, "-U", PGUSER, "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
-    assert result.returncode == 0, f"psql {sql!r}: {result.stderr}"
-
-
 @pytest.fixture(scope="module")
-def vhost():
-    if not shutil.which("rabbitmqctl"):
-        pytest.fail("rabbitmqctl is not installed: these tests need the local RabbitMQ")
+def vhost(rabbit_admin):
     name = f"ticketing-deploy-{uuid.uuid4().hex[:10]}"
-    result = _run(["rabbitmqctl", "add_vhost", name])
-    assert result.returncode == 0, result.stderr
-    try:
-        result = _run(["rabbitmqctl", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"])
-        assert result.returncode == 0, result.stderr
-        yield name
-    finally:
-        _run(["rabbitmqctl", "delete_vhost", name])
+    rabbit_admin.create_vhost(name)
+    yield name
+    rabbit_admin.delete_vhost(name)
 
 
 @pytest.fixture(scope="module")
 def databases():
     """service -> SQLAlchemy URL of a fresh database."""
-    if not shutil.which("psql"):
-        pytest.fail("psql is not installed: these tests need the local PostgreSQL")
-    prefix = f"deploy_{uuid.uuid4().hex[:10]}"
-    names = {svc: f"{prefix}_{svc}" for svc in DATABASE_SERVICES}
-    created = []
+    admin = PostgresAdmin(prefix=f"deploy_{uuid.uuid4().hex[:10]}")
     try:
-        for name in names.values():
-            _psql(f'CREATE DATABASE "{name}"')
-            created.append(name)
-        password = os.environ.get("PGPASSWORD")
-        auth = f"{PGUSER}:{urllib.parse.quote(password, safe='')}" if password else PGUSER
-        yield {svc: f"postgresql+psycopg://{auth}@{PGHOST}:{PGPORT}/{name}" for svc, name in names.items()}
+        yield {svc: admin.create_database(svc) for svc in DATABASE_SERVICES}
     finally:
-        for name in created:
-            _psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.drop_all()
 
 
 @pytest.fixture(scope="module")
@@ -123,12 +89,6 @@ def base_env(vhost, databases, tmp_path_factory):
     for svc, url in databases.items():
         env[f"{svc.upper()}_DATABASE_URL"] = url
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_status(url: str) -> int | None:
