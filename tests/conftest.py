@@ -1,6 +1,6 @@
 """Fixtures every level of the suite shares.
 
-Isolation on a shared broker and database server (STACK-NOTES): every test
+Isolation on a shared broker and database server (services with the same name on one vhost answer each other's messages): every test
 that talks to RabbitMQ gets its own vhost, every PostgreSQL test its own
 database, and all of them are removed afterwards.
 """

@@ -6,7 +6,7 @@ routing key = the name of a *target queue* sits there for exactly that TTL,
 then RabbitMQ dead-letters it to the default exchange, which routes it by the
 unchanged routing key straight into the target queue. Every message in one
 holding queue has the same TTL, so none waits behind another (per-message TTL
-would block at the head of the queue: see STACK-NOTES).
+blocks at the head of a queue: a 1 s message behind a 5 s one waits 5 s).
 
 Delays are taken from a fixed ladder of holding queues (100 ms steps up to a
 minute, then whole minutes and hours); a queue is declared when first used.

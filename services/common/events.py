@@ -1,4 +1,4 @@
-"""The event contract: names and payloads of SPEC "Events", in one module.
+"""The event contract: names and payloads of every event (docs/contract.md), in one module.
 
 Every event is a flat JSON object: the payload of the original system plus
 ``eventId`` (unique) and ``occurredAt`` (ISO 8601 UTC). Entity events carry the
