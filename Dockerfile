@@ -41,7 +41,7 @@ LABEL org.opencontainers.image.title="ticketing" \
       org.opencontainers.image.source="https://example.invalid/ticketing"
 
 # PSYCOPG_WAIT_FUNC: psycopg 3 must wait through select() or it blocks
-# eventlet's hub (STACK-NOTES). VAR_DIR/MAIL_OUTBOX_DIR: the only writable
+# eventlet's hub. VAR_DIR/MAIL_OUTBOX_DIR: the only writable
 # paths besides /tmp (the chart mounts emptyDirs there).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
