@@ -24,12 +24,6 @@ WEB = ("gateway", "frontend", "web")
 COMPONENTS = SERVICES + WEB
 
 
-def available_services() -> list[str]:
-    """The services whose code exists in this tree (later issues add the rest)."""
-    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "services")
-    return [name for name in SERVICES if os.path.exists(os.path.join(root, name, "service.py"))]
-
-
 def service_class(name: str):
     module = importlib.import_module(f"services.{name}.service")
     for value in vars(module).values():
@@ -65,15 +59,8 @@ def web_app(component: str):
 
 
 def frontend_app():
-    try:
-        from frontend.app import create_app
-    except ImportError:  # the frontend package is not there yet
-        from flask import Flask
+    from frontend.app import create_app
 
-        app = Flask("frontend")
-        app.add_url_rule("/", "home", lambda: "<h1>Ticketing</h1><p>The API is at <a href=/api/openapi.json>/api</a>.</p>")
-        app.add_url_rule("/healthz", "healthz", lambda: "ok")
-        return app
     return create_app()
 
 
@@ -112,7 +99,7 @@ def migrate(names: list[str]) -> None:
     from services.common.config import SERVICES_WITH_DATABASE, database_url
     from services.common.migrations import upgrade
 
-    for name in names or [n for n in available_services() if n in SERVICES_WITH_DATABASE]:
+    for name in names or SERVICES_WITH_DATABASE:
         if name not in SERVICES_WITH_DATABASE:
             raise SystemExit(f"{name} has no database")
         upgrade(name, database_url(name))

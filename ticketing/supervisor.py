@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.request
 
-from .cli import available_services
+from .cli import SERVICES
 
 STOP_TIMEOUT = 10
 
@@ -71,7 +71,7 @@ def up() -> int:
     base_env.setdefault("PUBLIC_URL", f"http://localhost:{port}")
 
     children = []
-    for name in available_services():
+    for name in SERVICES:
         health_port = free_port()
         env = {**base_env, "HEALTH_PORT": str(health_port), "HEALTH_HOST": "127.0.0.1"}
         children.append(Child(name, env, f"http://127.0.0.1:{health_port}/readyz"))
