@@ -13,10 +13,10 @@ import os
 import sys
 import warnings
 
-# eventlet announces its own deprecation on import; nameko 2 needs it (STACK-NOTES).
+# eventlet announces its own deprecation on import; nameko 2 needs it (README, "Stack notes").
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
-# psycopg 3 must wait through select() so it yields to eventlet (STACK-NOTES); set before it is imported.
+# psycopg 3 must wait through select() so it yields to eventlet (README, "Stack notes"); set before it is imported.
 os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
 
 SERVICES = ("auth", "tickets", "orders", "expiration", "payments", "confirmation")
@@ -95,17 +95,13 @@ def one_origin():
 
 
 def run_web(component: str) -> None:
-    import waitress
-
+    """Serve the gateway, the frontend, or both on one origin (``web``) with gunicorn (see ticketing.web)."""
     from services.common import config
 
+    from .web import serve
+
     logging.basicConfig(level=config.env("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    host, port = config.env("HOST", "0.0.0.0"), config.env_int("PORT", 8000)
-    app = web_app(component)
-    logging.getLogger(__name__).info("serving %s on http://%s:%s", component, host, port)
-    waitress.serve(app, host=host, port=port, threads=config.env_int("WEB_THREADS", 32),
-                   connection_limit=1000, channel_timeout=60, ident="ticketing")
+    serve(component)
 
 
 def migrate(names: list[str]) -> None:
