@@ -14,7 +14,11 @@ and outbox). The orders safety net is switched off
 """
 from __future__ import annotations
 
-import eventlet
+import warnings
+
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")  # nameko 2 needs it
+
+import eventlet  # noqa: E402
 
 eventlet.monkey_patch()
 

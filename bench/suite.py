@@ -25,7 +25,11 @@ the targets' figures. Timings are only comparable between runs on a quiet machin
 """
 from __future__ import annotations
 
-import eventlet
+import warnings
+
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")  # nameko 2 needs it
+
+import eventlet  # noqa: E402
 
 eventlet.monkey_patch()  # the event tap and the crowds run green, beside the wrk subprocesses
 
