@@ -91,6 +91,7 @@ def one_origin():
         target = gateway if path == "/api" or path.startswith("/api/") else frontend
         return target(environ, start_response)
 
+    dispatch.rpc = gateway.rpc  # the web server warms the gateway's RPC pool
     return dispatch
 
 

@@ -32,9 +32,11 @@ import os
 import resource
 import selectors
 import socket
+import threading
 import time
 from collections import deque
 from concurrent import futures
+from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
 
@@ -271,6 +273,33 @@ class BoundedThreadWorker(gthread.ThreadWorker):
         return keep_alive
 
 
+def warm_rpc_pool(app, proxies: int) -> int:
+    """Open ``proxies`` RPC proxies of the app's pool (``app.rpc``) now, not on the first requests.
+
+    Each proxy is a broker connection and a reply queue (tens of ms); opened
+    lazily, they made every new worker's first requests slow. Returns how many
+    were opened; a broker that cannot be reached leaves the rest to requests.
+    """
+    pool = getattr(app, "rpc", None)
+    if pool is None or not hasattr(pool, "client"):
+        return 0
+    opened = 0
+    with ExitStack() as stack:
+        for _ in range(proxies):
+            try:
+                stack.enter_context(pool.client())
+            except Exception as exc:  # the broker is not there yet: requests will open them
+                log.info("RPC pool warmed with %s of %s proxies: %s", opened, proxies, exc)
+                break
+            opened += 1
+    return opened
+
+
+def _post_worker_init(worker) -> None:
+    threading.Thread(target=warm_rpc_pool, args=(worker.wsgi, worker.cfg.threads),
+                     name="warm-rpc-pool", daemon=True).start()
+
+
 class WebServer(BaseApplication):
     """gunicorn configured from the environment (:class:`WebSettings`), serving one WSGI app."""
 
@@ -299,6 +328,7 @@ class WebServer(BaseApplication):
             "preload_app": False,
             # gunicorn's runtime control socket is one path per user: two servers on a host would fight over it.
             "control_socket_disable": True,
+            "post_worker_init": _post_worker_init,
         }
         for key, value in options.items():
             self.cfg.set(key, value)

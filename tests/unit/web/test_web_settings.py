@@ -59,3 +59,36 @@ def test_open_files_limit_is_raised_to_the_hard_limit():
         assert raised == (hard if hard != resource.RLIM_INFINITY else raised) and raised > lower
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, resource.getrlimit(resource.RLIMIT_NOFILE)[0]), hard))
+
+
+class FakePool:
+    def __init__(self, fail_after=None):
+        self.open = self.idle = 0
+        self.fail_after = fail_after
+
+    def client(self):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def checkout():
+            if self.fail_after is not None and self.open >= self.fail_after:
+                raise ConnectionError("broker down")
+            self.open += 1
+            yield object()
+            self.idle += 1
+
+        return checkout()
+
+
+def test_warming_opens_one_proxy_per_thread_at_once_and_returns_them_to_the_pool():
+    app = type("App", (), {})()
+    app.rpc = FakePool()
+    assert web.warm_rpc_pool(app, 16) == 16
+    assert (app.rpc.open, app.rpc.idle) == (16, 16)
+
+
+def test_warming_stops_quietly_when_the_broker_is_not_there():
+    app = type("App", (), {})()
+    app.rpc = FakePool(fail_after=3)
+    assert web.warm_rpc_pool(app, 16) == 3
+    assert web.warm_rpc_pool(object(), 16) == 0  # the frontend has no pool
