@@ -3,6 +3,7 @@
 # One image for every Ticketing component. The command picks the component:
 #   docker run IMAGE run auth|tickets|orders|expiration|payments|confirmation|gateway|frontend
 #   docker run IMAGE migrate            (apply every service's migrations, then exit)
+# gateway and frontend are served by gunicorn on :8000 (ticketing/web.py; WEB_WORKERS, WEB_THREADS).
 # See docs/deploy.md.
 
 ARG PYTHON_IMAGE=python:3.11-slim

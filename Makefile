@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make up     install what the app needs and run all of it at http://localhost:8080
 #   make test   install and prepare what the tests need, then run the whole suite
+#   make bench  the performance figures and targets (not part of the suite)
 VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
@@ -29,8 +30,9 @@ test: install-test
 	bash scripts/prepare-test-env
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# make bench [BENCH_ARGS=--quick]: the on-sale figures on PostgreSQL (bench/suite.py; installs wrk if missing)
 bench: install-test
-	$(BIN)/python -m bench.expiry
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var artifacts

@@ -14,7 +14,11 @@ and outbox). The orders safety net is switched off
 """
 from __future__ import annotations
 
-import eventlet
+import warnings
+
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")  # nameko 2 needs it
+
+import eventlet  # noqa: E402
 
 eventlet.monkey_patch()
 
@@ -88,26 +92,24 @@ def seed(app: LiveApp, n: int, low: float, high: float) -> dict[str, datetime]:
     return deadlines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--orders", type=int, default=10_000)
-    parser.add_argument("--min", type=float, default=30.0, help="shortest window, seconds")
-    parser.add_argument("--max", type=float, default=60.0, help="longest window, seconds")
-    args = parser.parse_args()
-
+def run(orders: int = 10_000, low: float = 30.0, high: float = 60.0, sampler=None, say=print) -> dict:
+    """Start the app, schedule ``orders`` expiries over ``low``-``high`` s, and measure; returns the figures."""
     run_id = uuid.uuid4().hex[:8]
     rabbit, postgres = RabbitAdmin(), PostgresAdmin(prefix=f"ticketing_bench_{run_id}")
     workdir = Path(tempfile.mkdtemp(prefix="ticketing-bench-"))
-    print(f"starting ticketing up (log: {workdir / 'ticketing-up.log'}) ...", flush=True)
+    say(f"starting ticketing up (log: {workdir / 'ticketing-up.log'}) ...")
     app = LiveApp.start(rabbit, postgres, workdir, port=free_port(), run_id=run_id,
                         env={"ORDERS_EXPIRY_GRACE_SECONDS": "3600", "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")})
+    if sampler is not None:
+        sampler.watch(app.process.pid)
     tap = None
+    result: dict = {"orders": orders, "window_s": [low, high], "log": str(app.log_path)}
     try:
         tap = EventTap(app.env["AMQP_URI"], {"orders": ["order:cancelled"], "expiration": ["expiration:complete"]})
         began = time.time()
-        deadlines = seed(app, args.orders, args.min, args.max)
-        print(f"scheduled {len(deadlines)} orders in {time.time() - began:.1f} s, "
-              f"windows {args.min:.0f}-{args.max:.0f} s; waiting ...", flush=True)
+        deadlines = seed(app, orders, low, high)
+        say(f"scheduled {len(deadlines)} orders in {time.time() - began:.1f} s, "
+            f"windows {low:.0f}-{high:.0f} s; waiting ...")
         last = max(deadlines.values()).timestamp()
         while time.time() < last + 10 and len(tap.events("order:cancelled")) < len(deadlines):
             time.sleep(0.5)
@@ -122,22 +124,38 @@ def main() -> None:
         for label, late in (("expiration:complete", lateness("expiration:complete", "orderId")),
                             ("order:cancelled", lateness("order:cancelled", "id"))):
             values = list(late.values()) or [float("nan")]
-            print(f"{label:>20}: n={len(late)} p50={statistics.median(values):.3f}s "
-                  f"p99={percentile(values, 99):.3f}s max={max(values):.3f}s min={min(values):.3f}s "
-                  f"lost={len(deadlines) - len(late)}")
+            figures = {"n": len(late), "p50_s": round(statistics.median(values), 3),
+                       "p99_s": round(percentile(values, 99), 3), "max_s": round(max(values), 3),
+                       "min_s": round(min(values), 3), "lost": len(deadlines) - len(late)}
+            result[label] = figures
+            say(f"{label:>20}: n={figures['n']} p50={figures['p50_s']:.3f}s p99={figures['p99_s']:.3f}s "
+                f"max={figures['max_s']:.3f}s min={figures['min_s']:.3f}s lost={figures['lost']}")
         with create_engine(app.env["ORDERS_DATABASE_URL"]).connect() as conn:
             cancelled = conn.execute(select(func.count()).select_from(Order)
                                      .where(Order.status == "cancelled")).scalar()
         with create_engine(app.env["TICKETS_DATABASE_URL"]).connect() as conn:
             released = conn.execute(select(func.count()).select_from(Ticket)
                                     .where(Ticket.order_id.is_(None))).scalar()
-        print(f"orders cancelled in the database: {cancelled}/{len(deadlines)}; "
-              f"tickets back on sale: {released}/{len(deadlines)}")
+        result.update(cancelled_in_db=cancelled, tickets_back_on_sale=released)
+        say(f"orders cancelled in the database: {cancelled}/{len(deadlines)}; "
+            f"tickets back on sale: {released}/{len(deadlines)}")
     finally:
         if tap:
             tap.close()
+        if sampler is not None:
+            sampler.sample()
         app.stop()
         postgres.drop_all()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=10_000)
+    parser.add_argument("--min", type=float, default=30.0, help="shortest window, seconds")
+    parser.add_argument("--max", type=float, default=60.0, help="longest window, seconds")
+    args = parser.parse_args()
+    run(args.orders, args.min, args.max, say=lambda line: print(line, flush=True))
 
 
 if __name__ == "__main__":

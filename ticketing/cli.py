@@ -78,21 +78,18 @@ def one_origin():
         target = gateway if path == "/api" or path.startswith("/api/") else frontend
         return target(environ, start_response)
 
+    dispatch.rpc = gateway.rpc  # the web server warms the gateway's RPC pool
     return dispatch
 
 
 def run_web(component: str) -> None:
-    import waitress
-
+    """Serve the gateway, the frontend, or both on one origin (``web``) with gunicorn (see ticketing.web)."""
     from services.common import config
 
+    from .web import serve
+
     logging.basicConfig(level=config.env("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    host, port = config.env("HOST", "0.0.0.0"), config.env_int("PORT", 8000)
-    app = web_app(component)
-    logging.getLogger(__name__).info("serving %s on http://%s:%s", component, host, port)
-    waitress.serve(app, host=host, port=port, threads=config.env_int("WEB_THREADS", 32),
-                   connection_limit=1000, channel_timeout=60, ident="ticketing")
+    serve(component)
 
 
 def migrate(names: list[str]) -> None:

@@ -5,7 +5,7 @@ import base64
 import json
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 
 from services.common import events
 from services.common.errors import Conflict, Forbidden, NotFound
@@ -97,8 +97,42 @@ def _changed(tx, ticket: Ticket) -> None:
     tx.emit(events.TICKET_UPDATED, **ticket.to_event())
 
 
-def encode_cursor(ticket: Ticket) -> str:
-    raw = json.dumps([ticket.created_at.isoformat(), ticket.id]).encode()
+# -- reads ---------------------------------------------------------------------
+# Reads are prebuilt Core statements returning plain rows (no ORM objects, SQLAlchemy
+# compiles each statement once): the read RPCs run them on an autocommit connection,
+# one round trip per read instead of BEGIN, SELECT, ROLLBACK.
+_tickets = Ticket.__table__
+_VIEW = (_tickets.c.id, _tickets.c.title, _tickets.c.price_cents, _tickets.c.user_id, _tickets.c.version,
+         _tickets.c.order_id, _tickets.c.created_at)
+_BY_ID = select(*_VIEW).where(_tickets.c.id == bindparam("ticket_id"))
+_NEWEST_FIRST = (_tickets.c.created_at.desc(), _tickets.c.id.desc())
+_FIRST_PAGE = (select(*_VIEW).where(_tickets.c.order_id.is_(None))
+               .order_by(*_NEWEST_FIRST).limit(bindparam("limit")))
+_NEXT_PAGE = (select(*_VIEW)
+              .where(_tickets.c.order_id.is_(None),
+                     or_(_tickets.c.created_at < bindparam("created"),
+                         and_(_tickets.c.created_at == bindparam("created"), _tickets.c.id < bindparam("after"))))
+              .order_by(*_NEWEST_FIRST).limit(bindparam("limit")))
+
+
+def view(row) -> dict:
+    """A ticket as the RPCs return it (the shape of ``Ticket.to_dict``), from a row of the reads above."""
+    return {"id": row.id, "title": row.title, "price": f"{row.price_cents:.2f}", "userId": row.user_id,
+            "version": row.version, "orderId": row.order_id}
+
+
+def ticket_view(db, ticket_id: str) -> dict:
+    """One ticket by id, any status; ``db`` is a Connection or a Session."""
+    if not is_valid_id(ticket_id):
+        raise NotFound("Ticket not found")
+    row = db.execute(_BY_ID, {"ticket_id": ticket_id}).first()
+    if row is None:
+        raise NotFound("Ticket not found")
+    return view(row)
+
+
+def encode_cursor(row) -> str:
+    raw = json.dumps([row.created_at.isoformat(), row.id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -113,14 +147,13 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise BadRequest("Invalid cursor", field="cursor") from None
 
 
-def page_on_sale(session, limit: int | None = None, cursor: str | None = None) -> tuple[list[Ticket], str | None]:
-    """Tickets on sale, newest first; returns the page and the cursor of the next one."""
+def page_on_sale(db, limit: int | None = None, cursor: str | None = None) -> tuple[list[dict], str | None]:
+    """Tickets on sale, newest first (as ``view`` dicts); returns the page and the cursor of the next one."""
     limit = max(1, min(limit or DEFAULT_PAGE, MAX_PAGE))
-    query = select(Ticket).where(Ticket.order_id.is_(None))
     if cursor:
         created, ticket_id = decode_cursor(cursor)
-        query = query.where(or_(Ticket.created_at < created,
-                                and_(Ticket.created_at == created, Ticket.id < ticket_id)))
-    rows = session.scalars(query.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit + 1)).all()
+        rows = db.execute(_NEXT_PAGE, {"created": created, "after": ticket_id, "limit": limit + 1}).all()
+    else:
+        rows = db.execute(_FIRST_PAGE, {"limit": limit + 1}).all()
     page = rows[:limit]
-    return page, (encode_cursor(page[-1]) if len(rows) > limit else None)
+    return [view(row) for row in page], (encode_cursor(page[-1]) if len(rows) > limit else None)

@@ -370,6 +370,15 @@ def test_gateway_and_frontend_have_services_and_disruption_budgets(scenario):
     assert not (pdbs | hpas) - {"gateway", "frontend"}
 
 
+def test_web_components_set_their_worker_count(scenario):
+    """A container sees the node's cores: without WEB_WORKERS the web server would start one worker per node core."""
+    _, values, objects = scenario
+    for deployment in of_kind(objects, "Deployment"):
+        if component_of(deployment) in ("gateway", "frontend"):
+            env = {e["name"]: e.get("value") for e in env_list(container(deployment))}
+            assert env.get("WEB_WORKERS", "").isdigit(), env
+
+
 # ------------------------------------------------------------ the ingress
 
 def ingress_routes(objects) -> dict[str, str]:

@@ -109,3 +109,24 @@ def test_list_pages_newest_first(tickets):
     third = rpc.list_tickets(2, second["next"])
     assert [t["id"] for t in second["tickets"] + third["tickets"]] == ids[::-1][2:]
     assert third["next"] is None
+
+
+def test_reads_run_outside_a_transaction(postgres_url):
+    """A read RPC is one statement on an autocommit connection: no BEGIN before it, no ROLLBACK after."""
+    import psycopg
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from services.tickets import domain, models
+    from services.tickets.service import _reader
+
+    engine = create_engine(postgres_url)
+    models.Base.metadata.create_all(engine)
+    with Session(engine) as session, session.begin():
+        session.add(models.Ticket(id="d" * 32, title="Show", price=Decimal("5"), user_id=ALICE, version=0))
+    with _reader(engine).connect() as conn:
+        assert domain.ticket_view(conn, "d" * 32)["price"] == "5.00"
+        assert domain.page_on_sale(conn)[0][0]["id"] == "d" * 32
+        status = conn.connection.dbapi_connection.info.transaction_status
+        assert status == psycopg.pq.TransactionStatus.IDLE, status
+    engine.dispose()

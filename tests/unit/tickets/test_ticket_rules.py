@@ -71,6 +71,17 @@ def test_invalid_input_and_unknown_ids(tx):
         domain.find(tx.session, "nope")
     with pytest.raises(NotFound):
         domain.find(tx.session, "f" * 32)
+    with pytest.raises(NotFound):
+        domain.ticket_view(tx.session, "nope")
+    with pytest.raises(NotFound):
+        domain.ticket_view(tx.session, "f" * 32)
+
+
+def test_the_read_view_is_the_tickets_dict(tx):
+    ticket = domain.list_ticket(tx, ALICE, "Show", Decimal("12.5"))
+    domain.reserve(tx, ticket.id, ORDER)
+    tx.session.flush()
+    assert domain.ticket_view(tx.session, ticket.id) == ticket.to_dict()
 
 
 def test_paging_newest_first_skips_reserved_and_rejects_bad_cursors(session, tx):
@@ -79,7 +90,8 @@ def test_paging_newest_first_skips_reserved_and_rejects_bad_cursors(session, tx)
     session.commit()
     page, cursor = domain.page_on_sale(session, limit=2)
     rest, last = domain.page_on_sale(session, limit=2, cursor=cursor)
-    assert [t.title for t in page + rest] == ["T4", "T3", "T1", "T0"] and last is None
+    assert [t["title"] for t in page + rest] == ["T4", "T3", "T1", "T0"] and last is None
+    assert page[0] == tickets[4].to_dict()
     with pytest.raises(BadRequest):
         domain.page_on_sale(session, cursor="!!not-a-cursor")
 

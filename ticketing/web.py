@@ -1,0 +1,351 @@
+"""Serving the gateway and the frontend: gunicorn, one process per core, bounded.
+
+The web tier has to survive an on-sale rush: thousands of buyers at once next
+to browsers holding idle keep-alive connections. So:
+
+* **gunicorn with threaded workers** (``gthread``): every worker waits on its
+  sockets with epoll, not ``select()`` (which cannot see a file descriptor past
+  1024), and ``WEB_WORKERS`` processes (default: one per usable core) share
+  the listening socket, so every core serves requests. The gateway's nameko
+  RPC pool hands one proxy to one thread at a time, so plain threads are safe
+  and the web process needs no eventlet monkey patching.
+* **The file-descriptor limit is raised** to its hard limit at start, and a
+  worker never accepts more connections than it has descriptors for
+  (``WEB_MAX_CONNECTIONS``): past that, new connections wait in the kernel's
+  backlog instead of crashing the worker with ``EMFILE``.
+* **Admission control** (:class:`BoundedThreadWorker`): a worker admits at most
+  ``WEB_MAX_PENDING`` requests at a time (running or waiting for one of its
+  ``WEB_THREADS`` threads). A request beyond that, or one that waited longer
+  than ``WEB_QUEUE_TIMEOUT`` seconds for a thread, is answered at once with
+  ``503`` and ``Retry-After`` (the API's JSON error shape under ``/api``, a
+  short page elsewhere) by a thread of its own, so an overloaded server stays
+  quick and honest instead of queueing without bound.
+* A connection is handed to a thread only when its request has arrived: idle
+  and slow connections wait in the worker's epoll loop, never in a thread.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import resource
+import selectors
+import socket
+import threading
+import time
+from collections import deque
+from concurrent import futures
+from contextlib import ExitStack
+from dataclasses import dataclass
+from functools import partial
+
+from gunicorn.app.base import BaseApplication
+from gunicorn.workers import gthread
+
+from services.common import config
+
+log = logging.getLogger(__name__)
+
+BUSY_MESSAGE = "The site is busy right now; try again in a moment"
+RETRY_AFTER_SECONDS = 1
+# Descriptors a worker keeps for itself (broker and database connections, logs, pipes).
+RESERVED_FDS = 256
+# How long a closing connection waits for the client to close its end (the 503s and "Connection: close").
+LINGER_SECONDS = 2.0
+
+
+def raise_fd_limit() -> int:
+    """Lift the soft limit on open files to the hard limit; returns the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20) if soft != resource.RLIM_INFINITY else 1 << 20
+    if soft == resource.RLIM_INFINITY or soft >= hard:
+        return soft if soft != resource.RLIM_INFINITY else hard
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:  # a container may forbid it; serve within the soft limit
+        log.warning("cannot raise the open-files limit from %s to %s: %s", soft, hard, exc)
+        return soft
+    return hard
+
+
+def usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """How the web process serves; every field has a ``WEB_*`` environment variable."""
+
+    host: str
+    port: int
+    workers: int
+    threads: int
+    max_connections: int
+    max_pending: int
+    queue_timeout: float
+    keepalive: int
+    backlog: int
+    timeout: int
+    graceful_timeout: int
+
+    @classmethod
+    def from_env(cls, fd_limit: int) -> "WebSettings":
+        threads = config.env_int("WEB_THREADS", 16)
+        return cls(
+            host=config.env("HOST", "0.0.0.0"),
+            port=config.env_int("PORT", 8000),
+            workers=config.env_int("WEB_WORKERS", usable_cores()),
+            threads=threads,
+            max_connections=config.env_int("WEB_MAX_CONNECTIONS", max(64, min(10_000, fd_limit - RESERVED_FDS))),
+            max_pending=config.env_int("WEB_MAX_PENDING", threads * 4),
+            queue_timeout=float(config.env("WEB_QUEUE_TIMEOUT", "0.5")),
+            keepalive=config.env_int("WEB_KEEPALIVE", 30),
+            backlog=config.env_int("WEB_BACKLOG", 2048),
+            timeout=config.env_int("WEB_TIMEOUT", 30),
+            graceful_timeout=config.env_int("WEB_GRACEFUL_TIMEOUT", 5),
+        )
+
+
+def busy_response(path: str, keep_alive: bool = False) -> bytes:
+    """The whole 503 answer: the API's JSON error shape under /api, a short page elsewhere."""
+    if path == "/api" or path.startswith("/api/"):
+        body = json.dumps({"errors": [{"message": BUSY_MESSAGE}]}).encode()
+        content_type = "application/json"
+    else:
+        body = (f"<!doctype html><title>Busy</title><h1>Busy</h1><p>{BUSY_MESSAGE}.</p>").encode()
+        content_type = "text/html; charset=utf-8"
+    head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\nRetry-After: {RETRY_AFTER_SECONDS}\r\n"
+            f"Cache-Control: no-store\r\nConnection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n").encode()
+    return head + body
+
+
+class _Conn(gthread.TConn):
+    """A connection that remembers when its request was queued and closes gracefully without blocking.
+
+    gunicorn's graceful close half-closes the socket and then waits (up to 2 s)
+    for the client to close too, on the worker's event loop. Here the waiting
+    is handed back to the event loop's poller instead (``lingering``), so a
+    client that never closes costs a descriptor for 2 s, never a thread.
+    """
+
+    worker: "BoundedThreadWorker | None" = None
+    queued_at = 0.0
+
+    def close(self, graceful=False):
+        if graceful and self.worker is not None:
+            self.worker.linger(self)
+        else:
+            super().close(graceful)
+
+
+class BoundedThreadWorker(gthread.ThreadWorker):
+    """gunicorn's gthread worker with admission control (see the module's docstring).
+
+    Everything here runs on the worker's event loop (main thread) except
+    ``handle`` and ``reject``, which run on threads; ``in_flight`` is only
+    touched by the event loop.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.in_flight = 0
+        self.max_pending, self.queue_timeout = 0, 0.0
+        self.spare = None  # a few threads that only answer 503s
+        self.lingering: deque = deque()  # (deadline, conn) of half-closed connections, oldest first
+
+    def init_process(self):
+        settings = WebSettings.from_env(raise_fd_limit())
+        self.max_pending = settings.max_pending
+        self.queue_timeout = settings.queue_timeout
+        self.spare = futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="web-busy")
+        super().init_process()
+
+    # --- the event loop -----------------------------------------------------------------------
+    def accept(self, listener):
+        try:
+            client_sock, client_addr = listener.accept()
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                # Out of descriptors despite the cap: this is the real capacity; the rest wait in the backlog.
+                self.log.warning("cannot accept a connection (%s); holding at %s connections", exc, self.nr_conns)
+                self.worker_connections = max(1, self.nr_conns)
+                self.set_accept_enabled(False)
+                return
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        conn = _Conn(self.cfg, client_sock, client_addr, listener.getsockname())
+        conn.worker = self
+        if self._has_data(client_sock):
+            conn.data_ready = True
+            self.enqueue_req(conn)
+        else:  # nothing sent yet: wait in the poller, not in a thread
+            conn.timeout = time.monotonic() + self.cfg.keepalive
+            self.pending_conns.append(conn)
+            self.poller.register(client_sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn))
+
+    @staticmethod
+    def _has_data(sock) -> bool:
+        try:
+            return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True  # let a thread find the error and close it
+
+    def enqueue_req(self, conn):
+        conn.queued_at = time.monotonic()
+        if self.in_flight >= self.max_pending:
+            future = self.spare.submit(self.reject, conn)
+        else:
+            self.in_flight += 1
+            future = self.tpool.submit(self.handle, conn)
+            future.add_done_callback(lambda _f: self.method_queue.defer(self._done))
+        future.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
+
+    def _done(self):
+        self.in_flight -= 1
+
+    def linger(self, conn) -> None:
+        """Half-close (the answer is complete), then wait in the poller for the client's end, 2 s at most."""
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+            conn.sock.setblocking(False)
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._drain, conn))
+        except (OSError, ValueError, KeyError):
+            gthread.util.close(conn.sock)
+            return
+        self.lingering.append((time.monotonic() + LINGER_SECONDS, conn))
+
+    def _drain(self, conn, sock) -> None:
+        try:
+            if sock.recv(65536):
+                return  # the rest of a request we did not read; keep draining until the end or the deadline
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            pass
+        self._forget(conn)
+
+    def _forget(self, conn) -> None:
+        try:
+            self.poller.unregister(conn.sock)
+        except (OSError, KeyError, ValueError):
+            pass
+        gthread.util.close(conn.sock)
+
+    def murder_pending(self):
+        super().murder_pending()
+        now = time.monotonic()
+        while self.lingering and (self.lingering[0][0] <= now or self.lingering[0][1].sock.fileno() < 0):
+            self._forget(self.lingering.popleft()[1])
+
+    # --- threads ------------------------------------------------------------------------------
+    def handle(self, conn):
+        if time.monotonic() - conn.queued_at > self.queue_timeout:
+            return self.reject(conn)
+        return super().handle(conn)
+
+    def reject(self, conn) -> bool:
+        """Answer 503 with Retry-After without running the app; True keeps the connection alive."""
+        path, keep_alive = "/", False
+        try:
+            conn.sock.setblocking(True)
+            conn.sock.settimeout(0.5)  # the request has arrived; a client that stalls mid-request gets no more
+            conn.init()
+            request = next(conn.parser)
+            path = getattr(request, "path", "/") or "/"
+            keep_alive = (self.alive and not request.should_close()
+                          and conn.parser.finish_body(deadline=time.monotonic() + 0.5))
+        except Exception:  # a broken request still gets the answer, if the socket takes it
+            keep_alive = False
+        try:
+            conn.sock.sendall(busy_response(path, keep_alive))
+        except OSError:
+            return False
+        return keep_alive
+
+
+def warm_rpc_pool(app, proxies: int) -> int:
+    """Open ``proxies`` RPC proxies of the app's pool (``app.rpc``) now, not on the first requests.
+
+    Each proxy is a broker connection and a reply queue (tens of ms); opened
+    lazily, they made every new worker's first requests slow. Returns how many
+    were opened; a broker that cannot be reached leaves the rest to requests.
+    """
+    pool = getattr(app, "rpc", None)
+    if pool is None or not hasattr(pool, "client"):
+        return 0
+    opened = 0
+    with ExitStack() as stack:
+        for _ in range(proxies):
+            try:
+                stack.enter_context(pool.client())
+            except Exception as exc:  # the broker is not there yet: requests will open them
+                log.info("RPC pool warmed with %s of %s proxies: %s", opened, proxies, exc)
+                break
+            opened += 1
+    return opened
+
+
+def _post_worker_init(worker) -> None:
+    threading.Thread(target=warm_rpc_pool, args=(worker.wsgi, worker.cfg.threads),
+                     name="warm-rpc-pool", daemon=True).start()
+
+
+class WebServer(BaseApplication):
+    """gunicorn configured from the environment (:class:`WebSettings`), serving one WSGI app."""
+
+    def __init__(self, component: str, settings: WebSettings, load_app=None):
+        """``load_app()`` builds the WSGI app in each worker (default: the component's, see ticketing.cli)."""
+        self.component, self.settings, self.load_app = component, settings, load_app
+        super().__init__()
+
+    def load_config(self):
+        s = self.settings
+        options = {
+            "bind": [f"[{s.host}]:{s.port}" if ":" in s.host else f"{s.host}:{s.port}"],
+            "worker_class": f"{__name__}.BoundedThreadWorker",
+            "workers": s.workers,
+            "threads": s.threads,
+            "worker_connections": s.max_connections,
+            "keepalive": s.keepalive,
+            "backlog": s.backlog,
+            "timeout": s.timeout,
+            "graceful_timeout": s.graceful_timeout,
+            "proc_name": f"ticketing-{self.component}",
+            "errorlog": "-",
+            "loglevel": config.env("LOG_LEVEL", "INFO").lower(),
+            "accesslog": None,
+            # Each worker builds its own app, hence its own broker connections: never shared across fork.
+            "preload_app": False,
+            # gunicorn's runtime control socket is one path per user: two servers on a host would fight over it.
+            "control_socket_disable": True,
+            "post_worker_init": _post_worker_init,
+        }
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        if self.load_app is not None:
+            return self.load_app()
+        from .cli import web_app
+
+        return web_app(self.component)
+
+
+def serve(component: str, load_app=None) -> None:
+    """Run the web server in the foreground until SIGTERM/SIGINT (gunicorn's arbiter owns the signals)."""
+    fd_limit = raise_fd_limit()
+    settings = WebSettings.from_env(fd_limit)
+    log.info("serving %s on http://%s:%s with %s workers x %s threads, at most %s requests admitted per worker "
+             "(open files: %s)", component, settings.host, settings.port, settings.workers, settings.threads,
+             settings.max_pending, fd_limit)
+    WebServer(component, settings, load_app).run()
