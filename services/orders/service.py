@@ -147,12 +147,14 @@ class OrdersService(HealthMixin):
             overdue = domain.overdue_ids(session, EXPIRY_GRACE_SECONDS)
         for order_id in overdue:
             try:
-                with self.store.transaction() as tx:
+                # each cancellation its own story: its id goes with order:cancelled to tickets
+                with logs.scope(correlation_id=logs.new_correlation_id(), order_id=order_id), \
+                        self.store.transaction() as tx:
                     cancelled = domain.expire(tx, order_id)
                 if cancelled:
                     moved(CANCELLED, "safety_net")
                     log.warning("safety net: cancelled order %s, over %ss past its expiresAt (expiry message lost?)",
-                                order_id, EXPIRY_GRACE_SECONDS)
+                                order_id, EXPIRY_GRACE_SECONDS, extra={"order_id": order_id})
             except Exception:
                 log.exception("safety net could not cancel order %s; next round", order_id)
 
@@ -167,15 +169,18 @@ class OrdersService(HealthMixin):
             try:
                 if self.payments.has_unsettled_charge(order_id):
                     log.warning("order %s is held for a charge payments is still settling; keeping the hold",
-                                order_id)
+                                order_id, extra={"order_id": order_id})
                     continue
             except Exception as exc:  # payments unreachable: it cannot vouch that nothing was charged
-                log.warning("cannot ask payments about order %s (%r); keeping the hold", order_id, exc)
+                log.warning("cannot ask payments about order %s (%r); keeping the hold", order_id, exc,
+                            extra={"order_id": order_id})
                 continue
             try:
-                with self.store.transaction() as tx:
+                with logs.scope(correlation_id=logs.new_correlation_id(), order_id=order_id), \
+                        self.store.transaction() as tx:
                     order = domain.release_hold(tx, order_id)
+                moved(order.status, "expired" if order.status == CANCELLED else "released")
                 log.warning("released payment hold on order %s after %ss (now %s)",
-                            order_id, HOLD_TIMEOUT_SECONDS, order.status)
+                            order_id, HOLD_TIMEOUT_SECONDS, order.status, extra={"order_id": order_id})
             except Exception:
                 log.exception("could not release the hold on order %s; next round", order_id)
