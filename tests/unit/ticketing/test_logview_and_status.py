@@ -48,3 +48,14 @@ def test_status_shows_readiness_queues_and_the_last_errors():
     assert "pending expirations: 4 in holding queues" in text
     assert "parked messages: 2" in text and "evt-orders--on_x.parked: 2" in text
     assert "2026-12-01T10:00:00.000Z orders ERROR boom [cid=c1]" in text
+
+
+def test_ticketing_up_json_prints_one_json_object_per_line(capsys, monkeypatch):
+    from ticketing import supervisor
+
+    monkeypatch.setattr(supervisor, "JSON_OUTPUT", True)
+    supervisor.show("orders", LINE)
+    supervisor.show("orders", "not json")
+    supervisor.emit("ticketing", "ready")
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["message"] for line in lines] == ["order o1 cancelled", "not json", "ready"]
