@@ -191,7 +191,6 @@ def _worker_name(record: logging.LogRecord) -> str:
     return record.name
 
 
-_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "component"}
 _EXTRA_FIELDS = ("status", "method", "path", "route", "duration_ms", "queue", "attempt", "event", "count")
 
 
