@@ -20,6 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from flask import current_app, g, request
 
+from services.common import logs
+
 REFRESH_PATH = "/api/users/refresh"
 # Calls where a 401 means "wrong password", not "access token expired".
 NO_REFRESH_PATHS = {REFRESH_PATH, "/api/users/signin", "/api/users/signup", "/api/users/signout"}
@@ -171,6 +173,8 @@ class Gateway:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         if self.forwarded_for:
             headers["X-Forwarded-For"] = self.forwarded_for
+        if logs.correlation_id():  # the page's log lines and the API's share one id
+            headers[logs.REQUEST_ID_HEADER] = logs.correlation_id()
         data = None
         if body is not None:
             data = encode_json(body)

@@ -15,6 +15,8 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from services.common import web
+
 from . import settings
 from .api import ApiError, GatewayUnavailable, gateway, make_http_session
 from .money import format_money
@@ -54,6 +56,7 @@ def create_app(config: dict | None = None) -> Flask:
         # sign-in throttling) is the one the trusted proxy saw.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=1, x_host=1)
 
+    web.instrument(app, "frontend")
     csrf.init_app(app)
     app.register_blueprint(tickets.bp)
     app.register_blueprint(auth.bp)

@@ -8,7 +8,7 @@ from nameko.exceptions import RemoteError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from services.common import config
+from services.common import config, web
 from services.common.errors import TicketingError
 
 from . import openapi
@@ -39,6 +39,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"], x_proto=1, x_host=1)
     app.rpc = app.config.get("RPC_POOL") or RpcPool(app.config["NAMEKO"], timeout=app.config["RPC_TIMEOUT"])
 
+    web.instrument(app, "gateway")
     for blueprint in _blueprints():
         app.register_blueprint(blueprint)
 

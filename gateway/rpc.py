@@ -15,6 +15,7 @@ from kombu.exceptions import OperationalError
 from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from services.common import logs
 from services.common.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,20 @@ class RpcPool:
         self._idle: queue.LifoQueue = queue.LifoQueue(maxsize=max_idle)
 
     def _open(self):
-        context = ClusterRpcProxy(self.config, timeout=self.timeout)
+        # nameko keeps this dict by reference and sends its keys as headers of every call, so
+        # setting the request's correlation id in it before each use carries it to the service.
+        context_data: dict = {}
+        context = ClusterRpcProxy(self.config, timeout=self.timeout, context_data=context_data)
+        context.context_data = context_data
         return context, context.start()
+
+    @staticmethod
+    def _carry_correlation_id(context) -> None:
+        cid = logs.correlation_id()
+        if cid:
+            context.context_data[logs.CORRELATION_KEY] = cid
+        else:
+            context.context_data.pop(logs.CORRELATION_KEY, None)
 
     @contextmanager
     def client(self):
@@ -42,6 +55,7 @@ class RpcPool:
             except BROKEN as exc:
                 log.warning("cannot reach the broker: %r", exc)
                 raise ServiceUnavailable() from None
+        self._carry_correlation_id(context)
         try:
             yield proxy
         except BROKEN as exc:

@@ -3,6 +3,8 @@
     ticketing up                      every service + gateway + frontend on one origin (PORT, default 8080)
     ticketing run <component>         one component in the foreground (what the container runs)
     ticketing migrate [service ...]   apply schema migrations (default: every service with a database)
+    ticketing status                  readiness, queue depths and last errors of what `ticketing up` runs
+    ticketing shell                   nameko's shell on AMQP_URI: n.rpc.orders.find_orders(status="cancelled")
 """
 from __future__ import annotations
 
@@ -36,14 +38,13 @@ def run_service(name: str) -> None:
     import eventlet
 
     eventlet.monkey_patch()
-    import logging.config
-
     from nameko.cli.run import run
 
+    from services.common import logs
     from services.common.config import nameko_config
 
     config = nameko_config(name)
-    logging.config.dictConfig(config["LOGGING"])
+    logs.setup(name)
     logging.getLogger(__name__).info("starting service %s", name)
     run([service_class(name)], config)
 
@@ -83,12 +84,25 @@ def one_origin():
 
 
 def run_web(component: str) -> None:
-    """Serve the gateway, the frontend, or both on one origin (``web``) with gunicorn (see ticketing.web)."""
-    from services.common import config
+    """Serve the gateway, the frontend, or both on one origin (``web``) with gunicorn (see ticketing.web).
+
+    gunicorn runs several worker processes, so metrics use prometheus-client's multiprocess
+    mode: each worker writes its samples under ``PROMETHEUS_MULTIPROC_DIR`` (a fresh directory
+    per run unless set) and the side port, served by the master, adds them up."""
+    import tempfile
+
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix=f"ticketing-{component}-metrics-"))
+    from services.common import config, logs
 
     from .web import serve
 
-    logging.basicConfig(level=config.env("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.setup(component)
+    # metrics and recent errors on a port of their own, never behind the public Ingress
+    metrics_port = config.env_int("METRICS_PORT", 9100)
+    if metrics_port:
+        from services.common.web import serve_side_port
+
+        serve_side_port(config.env("HEALTH_HOST", "0.0.0.0"), metrics_port)
     serve(component)
 
 
@@ -103,15 +117,41 @@ def migrate(names: list[str]) -> None:
         print(f"migrated {name}")
 
 
+def shell() -> None:
+    """nameko's shell (``n.rpc.<service>.<method>(...)``) on this environment's broker: what
+    ``nameko shell --config config.yaml`` does, without printing the broker's password."""
+    import eventlet
+
+    eventlet.monkey_patch()
+    from urllib.parse import urlsplit
+
+    from nameko.cli.shell import ShellRunner, make_nameko_helper
+
+    from services.common.config import amqp_uri
+
+    uri = urlsplit(amqp_uri())
+    shown = uri._replace(netloc=uri.netloc.rsplit("@", 1)[-1]).geturl()
+    banner = (f"Ticketing operator shell on {shown}\n"
+              "n.rpc.<service>.<method>(...), e.g. n.rpc.orders.find_orders(status='cancelled'); "
+              "recipes: README, Operating it")
+    ShellRunner(banner, {"n": make_nameko_helper({"AMQP_URI": amqp_uri(), "serializer": "json"})}).start_shell(None)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="ticketing", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up", help="run every component on one origin (PORT, default 8080)")
+    up = commands.add_parser("up", help="run every component on one origin (PORT, default 8080)")
+    up.add_argument("--json", action="store_true", help="print the log as JSON lines (for machines)")
     run = commands.add_parser("run", help="run one component in the foreground")
     run.add_argument("component", choices=COMPONENTS)
     mig = commands.add_parser("migrate", help="apply schema migrations")
     mig.add_argument("services", nargs="*")
+    stat = commands.add_parser("status", help="readiness, queue depths and last errors of every component")
+    stat.add_argument("--component", action="append", metavar="NAME=URL",
+                      help="a component's health (or metrics) base URL; default: what `ticketing up` runs")
+    stat.add_argument("--json", action="store_true")
+    commands.add_parser("shell", help="nameko's shell, connected to AMQP_URI (n.rpc.<service>.<method>)")
     rev = commands.add_parser("revision", help="developers: autogenerate a migration from a service's models")
     rev.add_argument("service")
     rev.add_argument("-m", "--message", required=True)
@@ -120,12 +160,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "up":
         from .supervisor import up
 
-        sys.exit(up())
+        sys.exit(up(json_output=args.json))
     if args.command == "run":
         if args.component in SERVICES:
             run_service(args.component)
         else:
             run_web(args.component)
+    elif args.command == "status":
+        from . import status
+
+        sys.exit(status.main(args))
+    elif args.command == "shell":
+        shell()
     elif args.command == "migrate":
         migrate(args.services)
     elif args.command == "revision":

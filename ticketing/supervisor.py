@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.request
 
+from . import logview, status
 from .cli import SERVICES
 
 STOP_TIMEOUT = 10
@@ -38,7 +39,7 @@ class Child:
 
     def _pump(self, process: subprocess.Popen) -> None:
         for line in process.stdout:
-            emit(self.name, line.rstrip("\n"))
+            show(self.name, line.rstrip("\n"))
 
     def healthy(self) -> bool:
         try:
@@ -49,11 +50,24 @@ class Child:
 
 
 _print_lock = threading.Lock()
+#: ``ticketing up --json``: print the children's JSON lines as they are
+JSON_OUTPUT = False
+
+
+def show(name: str, line: str) -> None:
+    """One line of a child's output, for people or (``--json``) machines."""
+    lines = logview.as_json(name, line) if JSON_OUTPUT else logview.human(name, line)
+    _write(lines)
 
 
 def emit(name: str, line: str) -> None:
+    """A line of the supervisor's own."""
+    _write([logview.own(name, line)] if JSON_OUTPUT else [f"{name:>12} | {line}"])
+
+
+def _write(lines: list[str]) -> None:
     with _print_lock:
-        sys.stdout.write(f"{name:>12} | {line}\n")
+        sys.stdout.write("".join(line + "\n" for line in lines))
         sys.stdout.flush()
 
 
@@ -63,20 +77,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def up() -> int:
+def up(json_output: bool = False) -> int:
+    global JSON_OUTPUT
+    JSON_OUTPUT = json_output
     os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
     port = int(os.environ.get("PORT") or 8080)
     base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     base_env.setdefault("GATEWAY_URL", f"http://127.0.0.1:{port}")
     base_env.setdefault("PUBLIC_URL", f"http://localhost:{port}")
 
-    children = []
+    children, endpoints = [], {}
     for name in SERVICES:
         health_port = free_port()
         env = {**base_env, "HEALTH_PORT": str(health_port), "HEALTH_HOST": "127.0.0.1"}
         children.append(Child(name, env, f"http://127.0.0.1:{health_port}/readyz"))
-    children.append(Child("web", {**base_env, "PORT": str(port), "HOST": base_env.get("HOST", "127.0.0.1")},
+        endpoints[name] = status.endpoints(f"http://127.0.0.1:{health_port}", f"http://127.0.0.1:{health_port}/readyz")
+    metrics_port = free_port()
+    children.append(Child("web", {**base_env, "PORT": str(port), "HOST": base_env.get("HOST", "127.0.0.1"),
+                                  "METRICS_PORT": str(metrics_port), "HEALTH_HOST": "127.0.0.1"},
                           f"http://127.0.0.1:{port}/api/readyz"))
+    endpoints["web"] = status.endpoints(f"http://127.0.0.1:{metrics_port}", f"http://127.0.0.1:{port}/api/readyz")
+    state = status.write_state(endpoints, base_env)
 
     stopping = threading.Event()
 
@@ -117,5 +138,6 @@ def up() -> int:
         except subprocess.TimeoutExpired:
             emit("ticketing", f"{child.name} did not stop in time; killing it")
             child.process.kill()
+    status.remove_state(state)
     emit("ticketing", "stopped")
     return 0

@@ -300,6 +300,12 @@ def _post_worker_init(worker) -> None:
                      name="warm-rpc-pool", daemon=True).start()
 
 
+def _child_exit(_server, worker) -> None:
+    from services.common import metrics
+
+    metrics.worker_exited(worker.pid)
+
+
 class WebServer(BaseApplication):
     """gunicorn configured from the environment (:class:`WebSettings`), serving one WSGI app."""
 
@@ -329,6 +335,7 @@ class WebServer(BaseApplication):
             # gunicorn's runtime control socket is one path per user: two servers on a host would fight over it.
             "control_socket_disable": True,
             "post_worker_init": _post_worker_init,
+            "child_exit": _child_exit,
         }
         for key, value in options.items():
             self.cfg.set(key, value)

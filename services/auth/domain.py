@@ -136,6 +136,15 @@ def sign_out(session, presented: str | None) -> None:
         revoke_family(session, token.family_id)
 
 
+def find_user(session, email: str) -> dict:
+    """Operators: a user by email, with whether (and since when) they are revoked."""
+    user = session.scalars(select(User).where(User.email == str(email).strip().lower())).first()
+    if user is None:
+        raise NotFound("User not found")
+    revoked_at = user.revoked_at.isoformat() if user.revoked_at else None
+    return {**user.to_dict(), "revoked": revoked_at is not None, "revokedAt": revoked_at}
+
+
 def revoke_user(session, email: str) -> dict:
     user = session.scalars(select(User).where(User.email == str(email).strip().lower())).first()
     if user is None:

@@ -55,6 +55,12 @@ class AuthService(HealthMixin):
             return user.to_dict()
 
     @rpc
+    def find_user(self, email):
+        """Operators: a user by email: id, email, whether revoked (then ``orders.find_orders(user_id=…)``)."""
+        with self.store.read() as session:
+            return domain.find_user(session, email)
+
+    @rpc
     def revoke_user(self, email):
         """Operators: sign a user out everywhere and refuse refresh and sign-in from now on."""
         with self.store.transaction() as tx:

@@ -9,6 +9,8 @@ import logging
 import os
 from pathlib import Path
 
+from . import logs
+
 log = logging.getLogger(__name__)
 
 DEV_JWT_KEY = "dev-only-insecure-jwt-key-change-me"
@@ -113,19 +115,8 @@ def nameko_config(service: str | None = None) -> dict:
         "WEB_SERVER_ADDRESS": f"{env('HEALTH_HOST', '0.0.0.0')}:{env_int('HEALTH_PORT', 8000)}",
         "max_workers": env_int("MAX_WORKERS", 10),
         "parent_calls_tracked": 10,
-        "LOGGING": {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-            "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-            "root": {"level": env("LOG_LEVEL", "INFO"), "handlers": ["console"]},
-            "loggers": {
-                "amqp": {"level": "WARNING"},
-                "kombu": {"level": "WARNING"},
-                "alembic.runtime.plugins": {"level": "WARNING"},
-                "nameko.web.server": {"level": "WARNING"},  # probe access lines
-            },
-        },
+        # JSON lines with the correlation id (services.common.logs)
+        "LOGGING": logs.dict_config(service or "client", env("LOG_LEVEL", "INFO")),
     }
     if service in SERVICES_WITH_DATABASE:
         config["DB_URIS"] = {f"{service}:Base": database_url(service)}

@@ -14,7 +14,7 @@ import logging
 
 from nameko.events import EventHandler as NamekoEventHandler
 
-from . import events
+from . import events, metrics
 from .delays import DelayedDelivery, backoff_ms
 
 log = logging.getLogger(__name__)
@@ -55,11 +55,13 @@ class EventHandler(NamekoEventHandler):
         if attempt >= self.max_attempts:
             log.error("parking event after %s: %r (payload %s)", where, exc_info[1], message.payload)
             self.delays.park(self.queue.name, message.payload, headers)
+            metrics.EVENTS_PARKED.labels(self.queue.name).inc()
             return
         headers[ATTEMPT_HEADER] = attempt + 1
         delay = backoff_ms(attempt)
         log.warning("event failed (%s: %r); retrying in %d ms", where, exc_info[1], delay)
         self.delays.send_later(self.queue.name, message.payload, delay, headers)
+        metrics.EVENT_RETRIES.labels(self.queue.name).inc()
 
 
 event_handler = EventHandler.decorator

@@ -1,13 +1,21 @@
-"""Liveness and readiness over HTTP for every nameko service (probes, `ticketing up`)."""
+"""What every nameko service serves on its health port (probes, Prometheus, `ticketing status`).
+
+``GET /healthz`` the process answers · ``GET /readyz`` broker, consumers and database ·
+``GET /metrics`` Prometheus metrics · ``GET /errors`` the last warnings and errors it logged.
+"""
 from __future__ import annotations
 
 import json
+import logging
 
 from kombu import Connection
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
 from nameko.messaging import QueueConsumer
 from nameko.web.handlers import http
+
+from . import logs, metrics
+from .telemetry import Telemetry
 
 
 class Consuming(DependencyProvider):
@@ -31,10 +39,28 @@ def broker_reachable(amqp_uri: str) -> None:
 
 
 class HealthMixin:
-    """Adds ``GET /healthz`` (the process answers) and ``GET /readyz`` (broker and database)."""
+    """Adds ``/healthz``, ``/readyz``, ``/metrics`` and ``/errors``, and the per-worker log context
+    and metrics (:class:`~services.common.telemetry.Telemetry`)."""
 
     config = Config()
     consuming = Consuming()
+    telemetry = Telemetry()
+
+    def refresh_metrics(self) -> None:
+        """Override to update gauges read at scrape time (e.g. orders by status)."""
+
+    @http("GET", "/metrics")
+    def serve_metrics(self, request):
+        try:
+            self.refresh_metrics()
+        except Exception as exc:  # a scrape still gets the counters
+            logging.getLogger(__name__).warning("could not refresh gauges: %r", exc)
+        body, content_type = metrics.exposition()
+        return 200, {"Content-Type": content_type}, body.decode()
+
+    @http("GET", "/errors")
+    def serve_recent_errors(self, request):
+        return 200, {"Content-Type": "application/json"}, json.dumps({"errors": logs.recent_errors.latest()})
 
     @http("GET", "/healthz")
     def healthz(self, request):

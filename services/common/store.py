@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import events, green_psycopg
+from . import events, green_psycopg, logs, metrics
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,9 @@ class OutboxRecord:
     event_name: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    #: the correlation id of the request or event that caused it: published with the event,
+    #: even by the relay after a restart
+    correlation_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ProcessedEventRecord:
@@ -114,7 +117,7 @@ class Transaction:
     def emit(self, name: str, **data) -> dict:
         """Record event ``name`` in the outbox, in this transaction. Returns the payload."""
         payload = events.new_event(name, **data)
-        row = self._store.outbox_model(event_name=name, payload=payload)
+        row = self._store.outbox_model(event_name=name, payload=payload, correlation_id=logs.correlation_id())
         self.session.add(row)
         self.outbox_rows.append(row)
         return payload
@@ -190,9 +193,12 @@ class Store(Database):
             self._published.append(row.id)
 
     def _publish(self, row) -> None:
-        """On this service's nameko event exchange, as nameko's EventDispatcher would."""
+        """On this service's nameko event exchange, as nameko's EventDispatcher would, with the
+        correlation id of the request that caused it in the header nameko passes on."""
+        headers = {logs.CORRELATION_HEADER: row.correlation_id} if row.correlation_id else {}
         self.publisher.publish(row.payload, exchange=self.exchange, routing_key=row.event_name,
-                               declare=[self.exchange])
+                               declare=[self.exchange], headers=headers)
+        metrics.EVENTS_PUBLISHED.labels(self.container.service_name, row.event_name).inc()
 
     def forget_published(self) -> int:
         ids, self._published[:] = list(self._published), []
@@ -215,7 +221,7 @@ class Store(Database):
                 self._publish(row)
             if rows:
                 session.execute(delete(model).where(model.id.in_([r.id for r in rows])))
-                log.info("outbox relay published %d event(s) left unpublished", len(rows))
+                log.info("outbox relay published %d event(s) left unpublished", len(rows), extra={"count": len(rows)})
             session.commit()
             return len(rows)
 

@@ -31,7 +31,7 @@ from decimal import Decimal
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from services.common import events
+from services.common import events, metrics
 from services.common.errors import Conflict, NotFound
 from services.common.handlers import NotYetApplicable
 from services.common.validation import is_valid_id
@@ -131,9 +131,11 @@ def _send_leased(store, settings: MailSettings, email: Email, lease: str) -> str
     try:
         message_id = mailer.send(email)
     except Exception as exc:
+        metrics.EMAILS.labels("failed").inc()
         with store.transaction() as tx:
             give_back(tx, email.order_id, lease, f"{type(exc).__name__}: {exc}")
         raise
+    metrics.EMAILS.labels("sent").inc()
     with store.transaction() as tx:
         mark_sent(tx, email.order_id, lease, mailer.name, message_id)
     return message_id

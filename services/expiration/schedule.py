@@ -9,12 +9,16 @@ Nothing is kept in the process, so a restart loses nothing.
 """
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 
 from nameko.extensions import DependencyProvider
 
+from services.common import logs
 from services.common.delays import DelayedDelivery, durable_queue, next_hop
+
+log = logging.getLogger(__name__)
 
 DUE_QUEUE = "expiration.due"
 #: a message at most this early counts as due (the ladder's finest step is 100 ms; never expire early by more)
@@ -44,5 +48,8 @@ class ExpirySchedule(DependencyProvider):
         left = remaining_ms(expires_at)
         if left <= EARLY_TOLERANCE_MS:
             return False
-        self.delivery.send_later(DUE_QUEUE, {"orderId": order_id, "expiresAt": expires_at}, next_hop(left))
+        hop = next_hop(left)
+        # the correlation id rides along in the headers, so the cancellation logs it too
+        self.delivery.send_later(DUE_QUEUE, {"orderId": order_id, "expiresAt": expires_at}, hop, logs.headers())
+        log.info("order %s expires at %s: waiting %d ms in delay.%dms", order_id, expires_at, hop, hop)
         return True

@@ -5,8 +5,9 @@ import logging
 
 from nameko.events import EventDispatcher
 from nameko.messaging import consume
+from nameko.rpc import rpc
 
-from services.common import events
+from services.common import broker, events, metrics
 from services.common.handlers import event_handler
 from services.common.health import HealthMixin
 
@@ -47,3 +48,20 @@ class ExpirationService(HealthMixin):
             return
         if not pending:
             self.dispatch(events.EXPIRATION_COMPLETE, events.new_event(events.EXPIRATION_COMPLETE, orderId=order_id))
+            metrics.EVENTS_PUBLISHED.labels(self.name, events.EXPIRATION_COMPLETE).inc()
+            log.info("order %s is due: published expiration:complete", order_id)
+
+    @rpc
+    def pending(self):
+        """Operators: messages waiting in the broker for their time: ``holding`` (pending expiries, and
+        failed event deliveries waiting for their next try, in the delay.* queues) and ``due``
+        (expiries due now, not yet handled: should stay near 0)."""
+        return broker.summary(self.config["AMQP_URI"])["expirations"]
+
+    def refresh_metrics(self):
+        depths = broker.summary(self.config["AMQP_URI"])
+        for kind, value in depths["expirations"].items():
+            if value is not None:
+                metrics.PENDING_EXPIRATIONS.labels(kind).set(value)
+        for queue, value in (depths.get("parked") or {}).items():
+            metrics.QUEUE_MESSAGES.labels(queue).set(value)

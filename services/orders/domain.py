@@ -14,16 +14,16 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from services.common import events
-from services.common.errors import Conflict, Forbidden, NotFound
+from services.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from services.common.handlers import NotYetApplicable
 from services.common.validation import IdOf, Input, is_valid_id, validate
 
-from .models import AWAITING_PAYMENT, CANCELLED, COMPLETE, CREATED, Order, TicketReplica
+from .models import AWAITING_PAYMENT, CANCELLED, COMPLETE, CREATED, STATUSES, Order, TicketReplica
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,25 @@ def orders_of(session, user_id: str) -> list[Order]:
     """The user's orders, oldest first."""
     query = select(Order).where(Order.user_id == user_id).order_by(Order.created_at, Order.id)
     return list(session.scalars(query).unique())
+
+
+def find_orders(session, user_id: str | None = None, status: str | None = None, limit: int = 50) -> list[Order]:
+    """Operators' search: newest first, of one user and/or in one status."""
+    if status is not None and status not in STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(STATUSES)}", field="status")
+    query = select(Order).order_by(Order.created_at.desc(), Order.id).limit(max(1, min(int(limit), 500)))
+    if user_id is not None:
+        query = query.where(Order.user_id == str(user_id))
+    if status is not None:
+        query = query.where(Order.status == status)
+    return list(session.scalars(query).unique())
+
+
+def count_by_status(session) -> dict[str, int]:
+    counts = dict.fromkeys(STATUSES, 0)
+    for status, count in session.execute(select(Order.status, func.count()).group_by(Order.status)):
+        counts[status] = count
+    return counts
 
 
 # -- creating ----------------------------------------------------------------

@@ -6,13 +6,13 @@ import logging
 from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 
-from services.common import config, events
+from services.common import config, events, logs, metrics
 from services.common.handlers import handles
 from services.common.health import HealthMixin
 from services.common.store import Store
 
 from . import domain
-from .models import Base, OutboxMessage, ProcessedEvent
+from .models import AWAITING_PAYMENT, CANCELLED, COMPLETE, CREATED, Base, OutboxMessage, ProcessedEvent
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,10 @@ SWEEP_INTERVAL = float(config.env("ORDERS_SWEEP_INTERVAL", "5"))
 EXPIRY_GRACE_SECONDS = float(config.env("ORDERS_EXPIRY_GRACE_SECONDS", "10"))
 #: an order in awaiting:payment this long is released (payments died mid-charge)
 HOLD_TIMEOUT_SECONDS = float(config.env("ORDERS_HOLD_TIMEOUT_SECONDS", "120"))
+
+
+def moved(status: str, reason: str) -> None:
+    metrics.ORDER_TRANSITIONS.labels(status, reason).inc()
 
 
 class OrdersService(HealthMixin):
@@ -37,7 +41,11 @@ class OrdersService(HealthMixin):
     def create_order(self, user_id, user_email, ticket_id):
         with self.store.transaction() as tx:
             order = domain.reserve_ticket(tx, user_id, user_email, ticket_id, config.expiration_window_seconds())
-            return order.to_dict()
+            logs.bind(order_id=order.id, ticket_id=order.ticket_id)
+            result = order.to_dict()
+        moved(CREATED, "reserved")
+        log.info("order %s created: ticket %s reserved until %s", order.id, order.ticket_id, result["expiresAt"])
+        return result
 
     @rpc
     def list_orders(self, user_id):
@@ -56,18 +64,54 @@ class OrdersService(HealthMixin):
     def cancel_order(self, order_id, user_id=None):
         """The buyer's cancel (``user_id``: owner only) or, without it, an operator's."""
         with self.store.transaction() as tx:
-            return domain.cancel_order(tx, order_id, user_id).to_dict()
+            before = tx.outbox_rows[:]
+            order = domain.cancel_order(tx, order_id, user_id).to_dict()
+            cancelled_now = len(tx.outbox_rows) > len(before)
+        if cancelled_now:
+            who = "its buyer" if user_id is not None else "an operator"
+            reason = "buyer" if user_id is not None else "operator"
+            moved(CANCELLED, reason)
+            log.info("order %s cancelled by %s; ticket %s back on sale", order_id, who, order["ticket"]["id"],
+                     extra={"ticket_id": order["ticket"]["id"]})
+        return order
+
+    # -- operators -------------------------------------------------------------
+    @rpc
+    def find_orders(self, user_id=None, status=None, limit=50):
+        """Operators: the newest orders, of one user and/or in one status (at most ``limit``, 500)."""
+        with self.store.read() as session:
+            return [order.to_dict() for order in domain.find_orders(session, user_id, status, limit)]
+
+    @rpc
+    def count_orders(self):
+        """Operators: how many orders are in each status (``created`` ones are waiting to be paid or to expire)."""
+        with self.store.read() as session:
+            return domain.count_by_status(session)
+
+    def refresh_metrics(self):
+        with self.store.read() as session:
+            for status, count in domain.count_by_status(session).items():
+                metrics.ORDERS.labels(status).set(count)
 
     # -- payments --------------------------------------------------------------
     @rpc
     def hold_for_payment(self, order_id, user_id):
         with self.store.transaction() as tx:
-            return domain.hold_for_payment(tx, order_id, user_id)
+            order = domain.hold_for_payment(tx, order_id, user_id)
+        moved(AWAITING_PAYMENT, "payment")
+        log.info("order %s held for payment", order_id)
+        return order
 
     @rpc
     def release_hold(self, order_id):
         with self.store.transaction() as tx:
-            return domain.release_hold(tx, order_id).to_dict()
+            was_held = domain.find(tx.session, order_id).status == AWAITING_PAYMENT
+            order = domain.release_hold(tx, order_id).to_dict()
+        if was_held:
+            reason = "expired while being paid" if order["status"] == CANCELLED else "payment not made"
+            moved(order["status"], "expired" if order["status"] == CANCELLED else "released")
+            log.info("order %s released from its payment hold: now %s (%s)", order_id, order["status"], reason)
+        return order
 
     # -- events ------------------------------------------------------------------
     @handles(events.TICKET_CREATED)
@@ -81,11 +125,19 @@ class OrdersService(HealthMixin):
     @handles(events.EXPIRATION_COMPLETE)
     def on_expiration_complete(self, tx, event):
         if domain.expire(tx, event.orderId):
-            log.info("order %s expired", event.orderId)
+            moved(CANCELLED, "expired")
+            log.info("order %s cancelled: its payment window ran out (expiration:complete)", event.orderId)
+        else:
+            log.info("expiration:complete for order %s: nothing to do (paid, being paid or cancelled)",
+                     event.orderId)
 
     @handles(events.PAYMENT_CREATED)
     def on_payment_created(self, tx, event):
-        domain.complete(tx, event.orderId)
+        order = domain.complete(tx, event.orderId)
+        if order is not None and order.status == COMPLETE:
+            moved(COMPLETE, "paid")
+            log.info("order %s complete: paid (payment %s)", event.orderId, event.id,
+                     extra={"payment_id": event.id})
 
     # -- timers ------------------------------------------------------------------
     @timer(interval=SWEEP_INTERVAL)
@@ -95,11 +147,14 @@ class OrdersService(HealthMixin):
             overdue = domain.overdue_ids(session, EXPIRY_GRACE_SECONDS)
         for order_id in overdue:
             try:
-                with self.store.transaction() as tx:
+                # each cancellation its own story: its id goes with order:cancelled to tickets
+                with logs.scope(correlation_id=logs.new_correlation_id(), order_id=order_id), \
+                        self.store.transaction() as tx:
                     cancelled = domain.expire(tx, order_id)
                 if cancelled:
+                    moved(CANCELLED, "safety_net")
                     log.warning("safety net: cancelled order %s, over %ss past its expiresAt (expiry message lost?)",
-                                order_id, EXPIRY_GRACE_SECONDS)
+                                order_id, EXPIRY_GRACE_SECONDS, extra={"order_id": order_id})
             except Exception:
                 log.exception("safety net could not cancel order %s; next round", order_id)
 
@@ -114,15 +169,18 @@ class OrdersService(HealthMixin):
             try:
                 if self.payments.has_unsettled_charge(order_id):
                     log.warning("order %s is held for a charge payments is still settling; keeping the hold",
-                                order_id)
+                                order_id, extra={"order_id": order_id})
                     continue
             except Exception as exc:  # payments unreachable: it cannot vouch that nothing was charged
-                log.warning("cannot ask payments about order %s (%r); keeping the hold", order_id, exc)
+                log.warning("cannot ask payments about order %s (%r); keeping the hold", order_id, exc,
+                            extra={"order_id": order_id})
                 continue
             try:
-                with self.store.transaction() as tx:
+                with logs.scope(correlation_id=logs.new_correlation_id(), order_id=order_id), \
+                        self.store.transaction() as tx:
                     order = domain.release_hold(tx, order_id)
+                moved(order.status, "expired" if order.status == CANCELLED else "released")
                 log.warning("released payment hold on order %s after %ss (now %s)",
-                            order_id, HOLD_TIMEOUT_SECONDS, order.status)
+                            order_id, HOLD_TIMEOUT_SECONDS, order.status, extra={"order_id": order_id})
             except Exception:
                 log.exception("could not release the hold on order %s; next round", order_id)

@@ -8,7 +8,8 @@ from nameko.rpc import RpcProxy, rpc
 from nameko.timer import Timer
 from sqlalchemy import select
 
-from services.common.errors import NotFound, TicketingError
+from services.common import metrics
+from services.common.errors import NotFound, PaymentDeclined, ServiceUnavailable, TicketingError
 from services.common.health import HealthMixin
 from services.common.store import Store
 
@@ -20,6 +21,18 @@ log = logging.getLogger(__name__)
 
 #: the buyer's mistakes and the order's state: logged as expected, not as errors with a traceback
 EXPECTED = (TicketingError,)
+
+
+def payment_outcome(exc: BaseException) -> str:
+    """declined (the card), refused (the order's state or the input), unknown (the processor's
+    answer was lost: reconciliation settles it) or failed (nothing charged, try again)."""
+    if isinstance(exc, PaymentDeclined):
+        return "declined"
+    if isinstance(exc, ServiceUnavailable):
+        return "unknown" if exc.message == domain.UNCONFIRMED else "failed"
+    if isinstance(exc, TicketingError):
+        return "refused"
+    return "failed"
 
 
 class ConfiguredTimer(Timer):
@@ -48,7 +61,14 @@ class PaymentsService(HealthMixin):
     @rpc(expected_exceptions=EXPECTED)
     def charge(self, user_id, order_id, token):
         """Pay ``order_id`` (owned by ``user_id``) with card ``token``; returns ``{"id": payment id}``."""
-        return domain.pay_for_order(self.store, self.orders, self.processor, user_id, order_id, token)
+        try:
+            result = domain.pay_for_order(self.store, self.orders, self.processor, user_id, order_id, token)
+        except BaseException as exc:
+            metrics.PAYMENTS.labels(payment_outcome(exc)).inc()
+            raise
+        metrics.PAYMENTS.labels("paid").inc()
+        log.info("order %s paid (payment %s)", order_id, result.get("id"), extra={"payment_id": result.get("id")})
+        return result
 
     @configured_timer("PAYMENTS_RECONCILE_INTERVAL", domain.RECONCILE_INTERVAL)
     def reconcile_pending(self):

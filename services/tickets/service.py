@@ -1,6 +1,7 @@
 """The tickets service: RPCs for the gateway and operators, reactions to order events."""
 from __future__ import annotations
 
+import logging
 import weakref
 
 from nameko.rpc import rpc
@@ -12,6 +13,8 @@ from services.common.store import Store
 
 from . import domain
 from .models import Base, OutboxMessage, ProcessedEvent
+
+log = logging.getLogger(__name__)
 
 
 _readers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -55,11 +58,14 @@ class TicketsService(HealthMixin):
     @handles(events.ORDER_CREATED)
     def on_order_created(self, tx, event):
         domain.reserve(tx, event.ticket.id, event.id)
+        log.info("ticket %s reserved by order %s", event.ticket.id, event.id)
 
     @handles(events.ORDER_CANCELLED)
     def on_order_cancelled(self, tx, event):
         domain.release(tx, event.ticket.id, event.id)
+        log.info("ticket %s released: order %s was cancelled", event.ticket.id, event.id)
 
     @handles(events.ORDER_COMPLETED)
     def on_order_completed(self, tx, event):
         domain.mark_sold(tx, event.ticket.id, event.id)
+        log.info("ticket %s sold: order %s is complete", event.ticket.id, event.id)

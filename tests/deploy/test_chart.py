@@ -163,7 +163,8 @@ def test_deployments_have_probes_on_the_health_endpoints(scenario):
         if name in SERVICES:
             # liveness must not depend on the broker or the database; readiness does
             assert (live, ready) == ("/healthz", "/readyz")
-        assert {p["containerPort"] for p in c["ports"]} == {8000}
+        # the web components serve /metrics on a port of their own, away from the public one
+        assert {p["containerPort"] for p in c["ports"]} == ({8000} if name in SERVICES else {8000, 9100})
 
 
 def test_deployments_have_resources(scenario):

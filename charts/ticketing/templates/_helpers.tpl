@@ -146,6 +146,7 @@ PSYCOPG_WAIT_FUNC: "wait_select"
 HOST: "0.0.0.0"
 PORT: "8000"
 HEALTH_PORT: "8000"
+METRICS_PORT: "9100"
 VAR_DIR: "/var/lib/ticketing"
 MAIL_OUTBOX_DIR: "/var/lib/ticketing/mail"
 PUBLIC_URL: {{ include "ticketing.publicUrl" . | quote }}

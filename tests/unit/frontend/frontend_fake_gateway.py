@@ -37,6 +37,8 @@ class FakeGatewayState:
             self.orders: dict[str, dict] = {}
             self.payments: dict[str, dict] = {}
             self.calls: list[tuple[str, str, str]] = []
+            #: the X-Request-ID of each call, in order
+            self.request_ids: list[str | None] = []
             self.delay = 0.0
             self.fail_with: int | None = None
             self.access_ttl = 900.0
@@ -195,6 +197,7 @@ def create_fake_gateway(state: FakeGatewayState) -> Flask:
     @app.before_request
     def before():
         state.calls.append((request.method, request.path, request.headers.get("Cookie", "")))
+        state.request_ids.append(request.headers.get("X-Request-ID"))
         if state.delay:
             time.sleep(state.delay)
         if state.fail_with:

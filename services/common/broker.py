@@ -1,0 +1,71 @@
+"""How many messages wait where: queue depths from RabbitMQ's management API.
+
+AMQP cannot list queues, and the holding queues (``delay.<ms>ms``) and parked
+queues (``<queue>.parked``) are made on demand, so the depths operators need
+come from the management HTTP API of the broker (one request for the whole
+vhost). ``RABBITMQ_MANAGEMENT_URL`` points at it; by default it is the AMQP
+host on port 15672 with the AMQP credentials. The user needs the
+``management`` (or ``monitoring``) tag to read it; without it, only
+``expiration.due`` is measured (by a passive AMQP declare).
+"""
+from __future__ import annotations
+
+from urllib.parse import quote, unquote, urlsplit
+
+import requests
+from kombu import Connection
+
+from . import config
+
+DUE_QUEUE = "expiration.due"
+HOLDING_PREFIX = "delay."
+PARKED_SUFFIX = ".parked"
+
+
+def management_api(amqp_uri: str) -> tuple[str, tuple[str, str], str]:
+    """(base URL, credentials, vhost) of the management API of the broker at ``amqp_uri``."""
+    parts = urlsplit(amqp_uri)
+    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+    auth = (unquote(parts.username or "guest"), unquote(parts.password or "guest"))
+    base = config.env("RABBITMQ_MANAGEMENT_URL") or f"http://{parts.hostname or 'localhost'}:15672"
+    return base.rstrip("/"), auth, vhost
+
+
+def queue_depths(amqp_uri: str, timeout: float = 3) -> dict[str, int]:
+    """Messages (ready + unacknowledged) in every queue of the vhost, by name."""
+    base, auth, vhost = management_api(amqp_uri)
+    response = requests.get(f"{base}/api/queues/{quote(vhost, safe='')}", auth=auth, timeout=timeout,
+                            params={"columns": "name,messages"})
+    response.raise_for_status()
+    return {queue["name"]: int(queue.get("messages") or 0) for queue in response.json()}
+
+
+def passive_depth(amqp_uri: str, queue: str) -> int | None:
+    """One queue's ready messages over AMQP (None if it does not exist)."""
+    with Connection(amqp_uri, connect_timeout=2) as connection:
+        channel = connection.channel()
+        try:
+            _name, messages, _consumers = channel.queue_declare(queue=queue, passive=True)
+            return messages
+        except Exception:
+            return None
+
+
+def summary(amqp_uri: str) -> dict:
+    """What waits in the broker that operators care about::
+
+        {"expirations": {"holding": n, "due": n}, "parked": {queue: n}, "retrying_or_holding": …}
+
+    ``holding`` counts every message in a ``delay.*`` queue: pending expiries, and failed
+    event deliveries waiting for their next try (they share the holding queues).
+    """
+    try:
+        depths = queue_depths(amqp_uri)
+    except Exception as exc:  # no management API: what AMQP alone can tell
+        due = passive_depth(amqp_uri, DUE_QUEUE)
+        return {"source": f"amqp (management API unavailable: {type(exc).__name__})",
+                "expirations": {"holding": None, "due": due or 0}, "parked": None}
+    holding = sum(n for name, n in depths.items() if name.startswith(HOLDING_PREFIX))
+    parked = {name: n for name, n in sorted(depths.items()) if name.endswith(PARKED_SUFFIX)}
+    return {"source": "management API", "expirations": {"holding": holding, "due": depths.get(DUE_QUEUE, 0)},
+            "parked": parked}

@@ -1,0 +1,173 @@
+"""Operating the running app: correlated logs, expected errors, metrics that move, `ticketing status`.
+
+Runs against the app of the expiry tests (a 3 s window), so an order expires within the test.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.e2e.orders_support import list_ticket, order, signup, wait_for
+
+pytestmark = pytest.mark.e2e
+
+WINDOW = 3
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture(scope="module")
+def app(app_factory):
+    return app_factory(EXPIRATION_WINDOW_SECONDS=str(WINDOW))
+
+
+def lines_with(app, cid: str) -> dict[str, list[str]]:
+    """The log lines (as `ticketing up` prints them for people) carrying ``cid``, by component."""
+    found: dict[str, list[str]] = {}
+    for line in app.log().splitlines():
+        who, sep, rest = line.partition(" | ")
+        if sep and f"cid={cid}" in rest:
+            found.setdefault(who.strip(), []).append(rest)
+    return found
+
+
+def test_one_correlation_id_from_the_request_to_the_expiry(app):
+    seller, buyer = signup(app, "seller"), signup(app, "buyer")
+    ticket = list_ticket(app, seller)
+    cid = "test-" + uuid.uuid4().hex
+    buyer.headers["X-Request-ID"] = cid
+    response = order(app, buyer, ticket["id"])
+    assert response.status_code == 201, response.text
+    assert response.headers["X-Request-ID"] == cid
+    order_id = response.json()["id"]
+
+    def every_component():
+        found = lines_with(app, cid)
+        return found if {"gateway", "orders", "tickets", "expiration"} <= set(found) else None
+
+    found = wait_for(every_component, timeout=15, what="lines with the correlation id in every component")
+    assert any("POST /api/orders -> 201" in line for line in found["gateway"])
+    assert any(f"order {order_id} created" in line for line in found["orders"])
+    assert any(f"ticket {ticket['id']} reserved by order {order_id}" in line for line in found["tickets"])
+    # the expiry, seconds later and through RabbitMQ's holding queues, still carries it: the log says why
+    wait_for(lambda: any(f"order {order_id} cancelled: its payment window ran out" in line
+                         for line in lines_with(app, cid).get("orders", [])),
+             timeout=WINDOW + 15, what="the expiry's cancellation logged with the request's id")
+    wait_for(lambda: any("released" in line for line in lines_with(app, cid).get("tickets", [])),
+             timeout=10, what="the ticket's release logged with the request's id")
+
+
+def test_a_request_without_an_id_gets_one_and_a_bad_one_is_replaced(app):
+    made = requests.get(f"{app.url}/api/tickets")
+    assert re.fullmatch(r"[0-9a-f]{32}", made.headers["X-Request-ID"])
+    replaced = requests.get(f"{app.url}/api/tickets", headers={"X-Request-ID": "bad id\twith spaces"})
+    assert replaced.headers["X-Request-ID"] != "bad id\twith spaces"
+    assert re.fullmatch(r"[0-9a-f]{32}", replaced.headers["X-Request-ID"])
+
+
+def test_expected_errors_are_info_lines_without_a_traceback(app):
+    seller = signup(app, "seller")
+    ticket = list_ticket(app, seller)
+    cid = "test-" + uuid.uuid4().hex
+    seller.headers["X-Request-ID"] = cid
+    response = order(app, seller, ticket["id"])  # one's own ticket: 409
+    assert response.status_code == 409
+    found = wait_for(lambda: lines_with(app, cid).get("orders"), what="the orders service's line")
+    assert any("orders.create_order answered 409: You cannot buy your own ticket" in line and " INFO " in line
+               for line in found), found
+    text = app.log()
+    start = text.index(f"cid={cid}")
+    nearby = text[start - 2000:start + 2000]
+    assert "Traceback" not in nearby and "ERROR" not in nearby
+
+
+def scrape(url: str) -> dict[str, float]:
+    """A /metrics page as {sample with labels: value}."""
+    samples = {}
+    for line in requests.get(url, timeout=5).text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def value(samples: dict, name: str, **labels) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for key, number in samples.items():
+        base, _, rest = key.partition("{")
+        if base != name:
+            continue
+        have = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+        if all(have.get(k) == v for k, v in labels.items()):
+            total += number
+    return total
+
+
+def state(app) -> dict:
+    return json.loads((Path(app.env["VAR_DIR"]).resolve() / "ticketing-up.json").read_text())["components"]
+
+
+def test_metrics_exist_and_move(app):
+    urls = {name: c["metrics"] for name, c in state(app).items()}
+    before = {name: scrape(url) for name, url in urls.items()}
+    seller, buyer = signup(app, "seller"), signup(app, "buyer")
+    expiring = list_ticket(app, seller)
+    paid = list_ticket(app, seller)
+    declined = list_ticket(app, seller)
+    expiring_order = order(app, buyer, expiring["id"]).json()
+    paid_order = order(app, buyer, paid["id"]).json()
+    declined_order = order(app, buyer, declined["id"]).json()
+    assert buyer.post(f"{app.url}/api/payments", json={"token": "tok_visa", "orderId": paid_order["id"]}
+                      ).status_code == 201
+    assert buyer.post(f"{app.url}/api/payments", json={"token": "tok_chargeDeclined",
+                                                       "orderId": declined_order["id"]}).status_code == 402
+
+    def moved(name, metric, **labels):
+        return value(scrape(urls[name]), metric, **labels) > value(before[name], metric, **labels)
+
+    checks = [
+        ("web", "ticketing_http_request_duration_seconds_count", {"route": "/api/orders", "method": "POST"}),
+        ("orders", "ticketing_rpc_duration_seconds_count", {"method": "create_order", "outcome": "ok"}),
+        ("orders", "ticketing_events_published_total", {"event": "order:created"}),
+        ("tickets", "ticketing_events_consumed_total", {"event": "order:created", "outcome": "ok"}),
+        ("expiration", "ticketing_events_consumed_total", {"event": "order:created"}),
+        ("orders", "ticketing_order_transitions_total", {"status": "complete", "reason": "paid"}),
+        ("payments", "ticketing_payments_total", {"outcome": "paid"}),
+        ("payments", "ticketing_payments_total", {"outcome": "declined"}),
+        ("confirmation", "ticketing_emails_total", {"outcome": "sent"}),
+        ("expiration", "ticketing_events_published_total", {"event": "expiration:complete"}),
+        ("orders", "ticketing_order_transitions_total", {"status": "cancelled", "reason": "expired"}),
+    ]
+    for name, metric, labels in checks:
+        wait_for(lambda: moved(name, metric, **labels), timeout=WINDOW + 15, what=f"{name} {metric} {labels}")
+
+    orders_now = scrape(urls["orders"])
+    assert value(orders_now, "ticketing_orders", status="complete") >= 1
+    assert value(orders_now, "ticketing_orders", status="cancelled") >= 1
+    expiration_now = scrape(urls["expiration"])
+    assert 'ticketing_pending_expirations{queue_kind="holding"}' in expiration_now
+    assert 'ticketing_pending_expirations{queue_kind="due"}' in expiration_now
+    assert expiring_order["id"]
+
+
+def test_ticketing_status_reports_readiness_queues_and_errors(app):
+    result = subprocess.run([sys.executable, "-m", "ticketing.cli", "status", "--json"], env=app.env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert set(report["components"]) == {"auth", "tickets", "orders", "expiration", "payments", "confirmation", "web"}
+    assert all(c["ready"] for c in report["components"].values())
+    assert report["queues"]["expirations"]["due"] >= 0
+    assert report["queues"]["expirations"]["holding"] >= 0
+    assert isinstance(report["queues"]["parked"], dict)
+    human = subprocess.run([sys.executable, "-m", "ticketing.cli", "status"], env=app.env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=60)
+    assert "pending expirations:" in human.stdout and "parked messages:" in human.stdout
+    assert "last errors:" in human.stdout
