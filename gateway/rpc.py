@@ -16,6 +16,7 @@ from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.common.errors import ServiceUnavailable
+from services.common.queues import StandaloneReplyListener
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,8 @@ class RpcPool:
         self._idle: queue.LifoQueue = queue.LifoQueue(maxsize=max_idle)
 
     def _open(self):
-        context = ClusterRpcProxy(self.config, timeout=self.timeout)
+        # a transient reply queue, re-declared on whichever cluster node the proxy reconnects to
+        context = ClusterRpcProxy(self.config, timeout=self.timeout, reply_listener_cls=StandaloneReplyListener)
         return context, context.start()
 
     @contextmanager

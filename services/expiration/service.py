@@ -4,11 +4,11 @@ from __future__ import annotations
 import logging
 
 from nameko.events import EventDispatcher
-from nameko.messaging import consume
 
 from services.common import events
 from services.common.handlers import event_handler
 from services.common.health import HealthMixin
+from services.common.queues import consume
 
 from .schedule import ExpirySchedule, due_queue
 

@@ -1,11 +1,10 @@
 """The tickets service: RPCs for the gateway and operators, reactions to order events."""
 from __future__ import annotations
 
-from nameko.rpc import rpc
-
 from services.common import events
 from services.common.handlers import handles
 from services.common.health import HealthMixin
+from services.common.queues import rpc
 from services.common.store import Store
 
 from . import domain

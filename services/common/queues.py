@@ -1,0 +1,142 @@
+"""Which kind of RabbitMQ queue every durable queue of the project is: classic or quorum.
+
+``QUEUE_TYPE=classic`` (the default) or ``QUEUE_TYPE=quorum``, read by
+:func:`services.common.config.queue_type` into the nameko config. It applies to
+every durable queue we declare:
+
+* nameko's own: the RPC queue ``rpc-<service>`` (:data:`rpc`) and the event
+  queues ``evt-<source>-<event>--<service>.<method>`` (the event handlers of
+  :mod:`services.common.handlers`), and ``@consume`` queues (:data:`consume`);
+* ours: the delay holding queues ``delay.<ms>ms``, ``expiration.due`` and the
+  ``<queue>.parked`` dead-letter queues (:mod:`services.common.delays`).
+
+RPC reply queues are not durable, whatever the type: nameko declares them
+durable (expiring after 5 minutes unused), and a durable classic queue whose
+node is down cannot be declared again anywhere, which would keep a client that
+failed over to a live node from consuming at all. A transient reply queue
+disappears with its node and the client re-declares it on the node it
+reconnected to (a reply in flight is lost with it: the caller times out, as
+it would on any lost reply). Services get them through :class:`RpcProxy`,
+standalone clients (the gateway) through :class:`StandaloneReplyListener`.
+
+A quorum queue is replicated on a majority of a cluster's nodes, so it
+survives the loss of any minority of them; a classic queue lives on the node
+that declared it and is unavailable while that node is down. On a quorum
+queue that dead-letters (the holding queues), dead-lettering is
+*at-least-once* (``x-dead-letter-strategy``), which RabbitMQ only accepts
+together with ``x-overflow: reject-publish`` (RabbitMQ 3.10+, feature flag
+``stream_queue``): a message whose TTL runs out is removed from the holding
+queue only once its target queue has confirmed it, so a node loss while
+pending expiries fall due loses none of them.
+
+RabbitMQ refuses to re-declare an existing queue with other arguments
+(PRECONDITION_FAILED), so switching an existing broker from one type to the
+other needs empty queues deleted first, or a fresh vhost.
+"""
+from __future__ import annotations
+
+import uuid
+
+from kombu import Queue
+from nameko.messaging import Consumer as NamekoConsumer
+from nameko.rpc import RPC_REPLY_QUEUE_TEMPLATE, RPC_REPLY_QUEUE_TTL, get_rpc_exchange
+from nameko.rpc import ReplyListener as NamekoReplyListener
+from nameko.rpc import Rpc as NamekoRpc
+from nameko.rpc import RpcConsumer as NamekoRpcConsumer
+from nameko.rpc import RpcProxy as NamekoRpcProxy
+from nameko.standalone.rpc import SingleThreadedReplyListener
+
+CLASSIC = "classic"
+QUORUM = "quorum"
+QUEUE_TYPES = (CLASSIC, QUORUM)
+#: the nameko config key (set from the environment by ``config.nameko_config``)
+CONFIG_KEY = "QUEUE_TYPE"
+
+
+def configured(nameko_config: dict) -> str:
+    """The queue type a container's config asks for (the environment's when the config is silent)."""
+    from .config import queue_type  # config imports nothing of ours; keep this module light
+
+    kind = nameko_config.get(CONFIG_KEY) or queue_type()
+    if kind not in QUEUE_TYPES:
+        raise ValueError(f"{CONFIG_KEY} must be one of {', '.join(QUEUE_TYPES)}, got {kind!r}")
+    return kind
+
+
+def arguments(kind: str, dead_letters: bool = False) -> dict:
+    """The ``x-`` arguments that make a durable queue of ``kind``."""
+    if kind == CLASSIC:
+        return {}
+    args = {"x-queue-type": QUORUM}
+    if dead_letters:
+        args.update({"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"})
+    return args
+
+
+def typed(queue: Queue, kind: str) -> Queue:
+    """``queue`` as a queue of ``kind``; transient, exclusive or auto-deleted queues are left classic."""
+    if kind == CLASSIC or not queue.durable or queue.exclusive or queue.auto_delete:
+        return queue
+    current = dict(queue.queue_arguments or {})
+    dead_letters = "x-dead-letter-exchange" in current
+    return queue.__class__(**dict(queue.as_dict(), queue_arguments={**current, **arguments(kind, dead_letters)}))
+
+
+class TypedQueue:
+    """Mixin for a nameko extension with a ``queue``: declare it as the configured type."""
+
+    def setup(self):
+        super().setup()
+        # The queue is only declared when the consumer connects (after setup), so replacing it here is enough.
+        self.queue = typed(self.queue, configured(self.container.config))
+
+
+class RpcConsumer(TypedQueue, NamekoRpcConsumer):
+    pass
+
+
+class Rpc(NamekoRpc):
+    rpc_consumer = RpcConsumer()
+
+
+class Consumer(TypedQueue, NamekoConsumer):
+    pass
+
+
+class TransientReplies:
+    """Mixin for nameko's reply listeners: nameko's ``setup`` with a non-durable reply queue.
+
+    Replaced whole rather than patched afterwards: the standalone listener's consumer declares
+    the queue the moment it is registered."""
+
+    def setup(self):
+        reply_queue_uuid = uuid.uuid4()
+        self.routing_key = str(reply_queue_uuid)
+        self.queue = Queue(
+            RPC_REPLY_QUEUE_TEMPLATE.format(self.container.service_name, reply_queue_uuid),
+            exchange=get_rpc_exchange(self.container.config),
+            routing_key=self.routing_key,
+            durable=False,
+            queue_arguments={"x-expires": RPC_REPLY_QUEUE_TTL},
+        )
+        self.queue_consumer.register_provider(self)
+
+
+class ReplyListener(TransientReplies, NamekoReplyListener):
+    pass
+
+
+class RpcProxy(NamekoRpcProxy):
+    """nameko's ``RpcProxy`` whose replies come back on a transient queue."""
+
+    rpc_reply_listener = ReplyListener()
+
+
+class StandaloneReplyListener(TransientReplies, SingleThreadedReplyListener):
+    """For ``ClusterRpcProxy(config, reply_listener_cls=StandaloneReplyListener)``."""
+
+
+#: ``@rpc`` of every service: nameko's, with ``rpc-<service>`` of the configured type
+rpc = Rpc.decorator
+#: ``@consume(queue)``: nameko's, with ``queue`` of the configured type
+consume = Consumer.decorator
