@@ -44,7 +44,9 @@ from nameko.rpc import ReplyListener as NamekoReplyListener
 from nameko.rpc import Rpc as NamekoRpc
 from nameko.rpc import RpcConsumer as NamekoRpcConsumer
 from nameko.rpc import RpcProxy as NamekoRpcProxy
-from nameko.standalone.rpc import SingleThreadedReplyListener
+from nameko.standalone.rpc import PollingQueueConsumer, SingleThreadedReplyListener
+
+from . import broker  # noqa: F401  (nameko's connection errors then mask every address's password)
 
 CLASSIC = "classic"
 QUORUM = "quorum"
@@ -132,8 +134,25 @@ class RpcProxy(NamekoRpcProxy):
     rpc_reply_listener = ReplyListener()
 
 
+class FailoverPollingQueueConsumer(PollingQueueConsumer):
+    """The standalone proxy's consumer, connecting to any one of several broker addresses.
+
+    kombu's lazy connect (``connection.channel()``) tries a single address; with
+    ``a;b;c`` the first one down would fail the client. Try each in turn first."""
+
+    def _setup_consumer(self):
+        self.connection.ensure_connection(max_retries=len(self.connection.alt) or 1,
+                                          interval_start=0, interval_step=0.2)
+        super()._setup_consumer()
+
+
 class StandaloneReplyListener(TransientReplies, SingleThreadedReplyListener):
-    """For ``ClusterRpcProxy(config, reply_listener_cls=StandaloneReplyListener)``."""
+    """For ``ClusterRpcProxy(config, reply_listener_cls=StandaloneReplyListener)``: a transient reply
+    queue, and a consumer that fails over between several broker addresses."""
+
+    def __init__(self, timeout=None):
+        super().__init__(timeout=timeout)
+        self.queue_consumer = FailoverPollingQueueConsumer(timeout=timeout)
 
 
 #: ``@rpc`` of every service: nameko's, with ``rpc-<service>`` of the configured type

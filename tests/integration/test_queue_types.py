@@ -8,8 +8,10 @@ from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.common import events
 from services.common.handlers import event_handler
-from services.common.queues import StandaloneReplyListener
+from services.common.health import broker_reachable
+from services.common.queues import StandaloneReplyListener, rpc
 from ticketing.cli import SERVICES, service_class
+from tests.conftest import free_port
 from tests.e2e.orders_support import EventTap, vhost_of
 from tests.integration.test_confirmation_service import messages_in
 from tests.integration.test_expiration_service import order_created
@@ -84,3 +86,22 @@ def test_a_failing_handler_is_retried_through_a_quorum_delay_queue_and_parked_in
     wait_for(lambda: messages_in(amqp_uri, f"{inbox}.parked") == 1, timeout=8, what="the message parked")
     found = queues_by_name(rabbit_admin, amqp_uri)
     assert {found[name]["type"] for name in (inbox, f"{inbox}.parked", "delay.1000ms")} == {"quorum"}
+
+
+class Echo:
+    name = "echo"
+
+    @rpc
+    def echo(self, value):
+        return value
+
+
+def test_with_several_broker_addresses_services_and_clients_use_the_one_that_answers(
+        container_factory, rabbit_config):
+    """The first two addresses are dead nodes: the service, an RPC client and the readiness check fail over."""
+    dead = [f"amqp://guest:guest@127.0.0.1:{free_port()}/" for _ in range(2)]
+    cluster = {"AMQP_URI": ";".join(dead + [rabbit_config["AMQP_URI"]]), "serializer": "json", "QUEUE_TYPE": "quorum"}
+    container_factory(Echo, cluster).start()
+    with ClusterRpcProxy(cluster, reply_listener_cls=StandaloneReplyListener, timeout=5) as client:
+        assert client.echo.echo("over there") == "over there"
+    broker_reachable(cluster["AMQP_URI"])
