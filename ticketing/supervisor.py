@@ -1,6 +1,10 @@
 """``ticketing up``: every component as a child process, one log stream, one origin.
 
-Each service gets a free health port of its own (logged at start); the web
+Each service runs as ``replicas`` processes (``ticketing up --replicas 2``, or
+per service ``--replicas orders=3``): replicas of a service share its RPC and
+event queues, so RabbitMQ spreads the work between them. Each process gets a
+free health port of its own (logged at start); the first replica is named
+after its service, the others ``<service>.2``, ``<service>.3`` ... The web
 process serves the gateway and the frontend on PORT. A component that dies is restarted (with a
 growing pause), so a crash loses nothing: the broker keeps its messages and the
 outboxes keep their events. Ctrl-C (or SIGTERM) stops everything in order.
@@ -22,15 +26,16 @@ STOP_TIMEOUT = 10
 
 
 class Child:
-    def __init__(self, name: str, env: dict, health_url: str):
+    def __init__(self, name: str, env: dict, health_url: str, component: str | None = None):
         self.name, self.env, self.health_url = name, env, health_url
+        self.component = component or name
         self.process: subprocess.Popen | None = None
         self.restarts = 0
         self.started_at = 0.0
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ticketing.cli", "run", self.name], env=self.env,
+            [sys.executable, "-m", "ticketing.cli", "run", self.component], env=self.env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, bufsize=1, text=True,
         )
         self.started_at = time.monotonic()
@@ -63,20 +68,28 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def up() -> int:
+def plan(services: list[str], replicas: dict[str, int], base_env: dict, port: int) -> list[Child]:
+    """The processes to run: ``replicas[service]`` (default 1) of each service, then the web process."""
+    children = []
+    for service in services:
+        for n in range(1, replicas.get(service, 1) + 1):
+            health_port = free_port()
+            env = {**base_env, "HEALTH_PORT": str(health_port), "HEALTH_HOST": "127.0.0.1"}
+            name = service if n == 1 else f"{service}.{n}"
+            children.append(Child(name, env, f"http://127.0.0.1:{health_port}/readyz", component=service))
+    children.append(Child("web", {**base_env, "PORT": str(port), "HOST": base_env.get("HOST", "127.0.0.1")},
+                          f"http://127.0.0.1:{port}/api/readyz"))
+    return children
+
+
+def up(replicas: dict[str, int] | None = None) -> int:
     os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
     port = int(os.environ.get("PORT") or 8080)
     base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     base_env.setdefault("GATEWAY_URL", f"http://127.0.0.1:{port}")
     base_env.setdefault("PUBLIC_URL", f"http://localhost:{port}")
 
-    children = []
-    for name in available_services():
-        health_port = free_port()
-        env = {**base_env, "HEALTH_PORT": str(health_port), "HEALTH_HOST": "127.0.0.1"}
-        children.append(Child(name, env, f"http://127.0.0.1:{health_port}/readyz"))
-    children.append(Child("web", {**base_env, "PORT": str(port), "HOST": base_env.get("HOST", "127.0.0.1")},
-                          f"http://127.0.0.1:{port}/api/readyz"))
+    children = plan(available_services(), replicas or {}, base_env, port)
 
     stopping = threading.Event()
 
