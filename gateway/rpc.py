@@ -11,6 +11,7 @@ import queue
 import socket
 from contextlib import contextmanager
 
+from amqp.exceptions import ConnectionError as AmqpConnectionError
 from kombu.exceptions import OperationalError
 from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -20,7 +21,9 @@ from services.common.queues import StandaloneReplyListener
 
 log = logging.getLogger(__name__)
 
-BROKEN = (RpcTimeout, UnknownService, OperationalError, ConnectionError, socket.error, socket.timeout)
+#: AmqpConnectionError: the broker closed the connection (a cluster node stopping: CONNECTION_FORCED)
+BROKEN = (RpcTimeout, UnknownService, OperationalError, ConnectionError, AmqpConnectionError, socket.error,
+          socket.timeout)
 
 
 class RpcPool:
@@ -30,7 +33,7 @@ class RpcPool:
         self._idle: queue.LifoQueue = queue.LifoQueue(maxsize=max_idle)
 
     def _open(self):
-        # a transient reply queue, re-declared on whichever cluster node the proxy reconnects to
+        # a reply queue of QUEUE_TYPE, and failover between several broker addresses
         context = ClusterRpcProxy(self.config, timeout=self.timeout, reply_listener_cls=StandaloneReplyListener)
         return context, context.start()
 

@@ -10,14 +10,18 @@ every durable queue we declare:
 * ours: the delay holding queues ``delay.<ms>ms``, ``expiration.due`` and the
   ``<queue>.parked`` dead-letter queues (:mod:`services.common.delays`).
 
-RPC reply queues are not durable, whatever the type: nameko declares them
-durable (expiring after 5 minutes unused), and a durable classic queue whose
-node is down cannot be declared again anywhere, which would keep a client that
-failed over to a live node from consuming at all. A transient reply queue
-disappears with its node and the client re-declares it on the node it
-reconnected to (a reply in flight is lost with it: the caller times out, as
-it would on any lost reply). Services get them through :class:`RpcProxy`,
-standalone clients (the gateway) through :class:`StandaloneReplyListener`.
+RPC reply queues (``rpc.reply-<client>-<uuid>``, one per client process or
+pooled proxy, expiring 5 minutes after their last use) follow the setting too,
+but never as durable classic queues (nameko's default): a durable classic queue
+whose node is down cannot be declared again anywhere, so a client that failed
+over to a live node could not consume at all. With ``classic`` they are
+transient (gone with their node; the client declares it again where it
+reconnected, and a reply in flight is lost: the caller times out). With
+``quorum`` they are quorum queues, so a reply in flight survives the node loss
+and reaches the caller once it has reconnected: a service waiting on another
+(payments on orders) is not left waiting for a reply that was dropped.
+Services get them through :class:`RpcProxy`, standalone clients (the gateway)
+through :class:`StandaloneReplyListener`.
 
 A quorum queue is replicated on a majority of a cluster's nodes, so it
 survives the loss of any minority of them; a classic queue lives on the node
@@ -105,8 +109,14 @@ class Consumer(TypedQueue, NamekoConsumer):
     pass
 
 
-class TransientReplies:
-    """Mixin for nameko's reply listeners: nameko's ``setup`` with a non-durable reply queue.
+def reply_queue(name: str, exchange, routing_key: str, kind: str) -> Queue:
+    """An RPC reply queue of ``kind``: quorum, or a transient classic queue (see the module's doc)."""
+    return Queue(name, exchange=exchange, routing_key=routing_key, durable=kind == QUORUM,
+                 queue_arguments={"x-expires": RPC_REPLY_QUEUE_TTL, **arguments(kind)})
+
+
+class TypedReplies:
+    """Mixin for nameko's reply listeners: nameko's ``setup`` with a reply queue of the configured type.
 
     Replaced whole rather than patched afterwards: the standalone listener's consumer declares
     the queue the moment it is registered."""
@@ -114,22 +124,18 @@ class TransientReplies:
     def setup(self):
         reply_queue_uuid = uuid.uuid4()
         self.routing_key = str(reply_queue_uuid)
-        self.queue = Queue(
-            RPC_REPLY_QUEUE_TEMPLATE.format(self.container.service_name, reply_queue_uuid),
-            exchange=get_rpc_exchange(self.container.config),
-            routing_key=self.routing_key,
-            durable=False,
-            queue_arguments={"x-expires": RPC_REPLY_QUEUE_TTL},
-        )
+        self.queue = reply_queue(RPC_REPLY_QUEUE_TEMPLATE.format(self.container.service_name, reply_queue_uuid),
+                                 get_rpc_exchange(self.container.config), self.routing_key,
+                                 configured(self.container.config))
         self.queue_consumer.register_provider(self)
 
 
-class ReplyListener(TransientReplies, NamekoReplyListener):
+class ReplyListener(TypedReplies, NamekoReplyListener):
     pass
 
 
 class RpcProxy(NamekoRpcProxy):
-    """nameko's ``RpcProxy`` whose replies come back on a transient queue."""
+    """nameko's ``RpcProxy`` whose replies come back on a queue of the configured type."""
 
     rpc_reply_listener = ReplyListener()
 
@@ -146,9 +152,9 @@ class FailoverPollingQueueConsumer(PollingQueueConsumer):
         super()._setup_consumer()
 
 
-class StandaloneReplyListener(TransientReplies, SingleThreadedReplyListener):
-    """For ``ClusterRpcProxy(config, reply_listener_cls=StandaloneReplyListener)``: a transient reply
-    queue, and a consumer that fails over between several broker addresses."""
+class StandaloneReplyListener(TypedReplies, SingleThreadedReplyListener):
+    """For ``ClusterRpcProxy(config, reply_listener_cls=StandaloneReplyListener)``: a reply queue of
+    the configured type, and a consumer that fails over between several broker addresses."""
 
     def __init__(self, timeout=None):
         super().__init__(timeout=timeout)

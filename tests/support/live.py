@@ -25,7 +25,8 @@ class LiveApp:
     @classmethod
     def start(cls, rabbit_admin, postgres_admin, workdir: Path, port: int, run_id: str, env: dict,
               log_path: Path | None = None, args: tuple = (),
-              brokers: tuple = ("amqp://guest:guest@127.0.0.1:5672",)) -> "LiveApp":
+              brokers: tuple = ("amqp://guest:guest@127.0.0.1:5672",),
+              start_timeout: float = START_TIMEOUT) -> "LiveApp":
         """``postgres_admin`` None: the embedded default, a SQLite file per service (as ``make up``).
 
         ``args`` go to ``ticketing up`` (``("--replicas", "2")``); ``brokers`` are the nodes
@@ -58,7 +59,7 @@ class LiveApp:
         )
         app = cls(process, f"http://127.0.0.1:{port}", log_path, full_env, vhost, rabbit_admin)
         try:
-            app.wait_ready()
+            app.wait_ready(start_timeout)
         except Exception:
             app.stop()
             raise

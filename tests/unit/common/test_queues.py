@@ -79,10 +79,35 @@ def test_every_queue_a_service_consumes_is_declared_with_the_configured_type(nam
 
 
 @pytest.mark.parametrize("name", SERVICES)
-def test_every_rpc_client_of_a_service_gets_its_replies_on_a_transient_queue(name):
+def test_every_rpc_client_of_a_service_gets_its_replies_on_a_queue_of_the_configured_type(name):
     """nameko's own RpcProxy declares a durable classic reply queue, which cannot be declared again while
     its node is down: the service could not consume anything after failing over."""
     for attr, value in inspect.getmembers(service_class(name)):
         if isinstance(value, NamekoRpcProxy):
             assert isinstance(value, queues.RpcProxy), f"{name}.{attr} is nameko's RpcProxy"
-            assert isinstance(value.rpc_reply_listener, queues.TransientReplies)
+            assert isinstance(value.rpc_reply_listener, queues.TypedReplies)
+
+
+class FakeQueueConsumer:
+    def register_provider(self, provider):
+        self.provider = provider
+
+
+@pytest.mark.parametrize("listener_cls", [queues.ReplyListener, queues.StandaloneReplyListener])
+def test_reply_queues_are_transient_when_classic_and_quorum_when_quorum(listener_cls):
+    class Container:
+        service_name = "payments"
+        config = {"QUEUE_TYPE": "classic"}
+
+    listener = listener_cls()
+    listener.container, listener.queue_consumer = Container(), FakeQueueConsumer()
+    listener.setup()
+    assert listener.queue_consumer.provider is listener
+    classic = listener.queue
+    assert classic.name.startswith("rpc.reply-payments-") and classic.routing_key == listener.routing_key
+    assert not classic.durable and classic.queue_arguments == {"x-expires": 300000}
+
+    Container.config = {"QUEUE_TYPE": "quorum"}
+    listener.setup()
+    assert listener.queue.durable and listener.queue.queue_arguments == {"x-expires": 300000, "x-queue-type": "quorum"}
+    assert listener.queue.exchange.name == "nameko-rpc"
