@@ -11,16 +11,20 @@ import queue
 import socket
 from contextlib import contextmanager
 
+from amqp.exceptions import ConnectionError as AmqpConnectionError
 from kombu.exceptions import OperationalError
 from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.common import logs
 from services.common.errors import ServiceUnavailable
+from services.common.queues import StandaloneReplyListener
 
 log = logging.getLogger(__name__)
 
-BROKEN = (RpcTimeout, UnknownService, OperationalError, ConnectionError, socket.error, socket.timeout)
+#: AmqpConnectionError: the broker closed the connection (a cluster node stopping: CONNECTION_FORCED)
+BROKEN = (RpcTimeout, UnknownService, OperationalError, ConnectionError, AmqpConnectionError, socket.error,
+          socket.timeout)
 
 
 class RpcPool:
@@ -32,8 +36,10 @@ class RpcPool:
     def _open(self):
         # nameko keeps this dict by reference and sends its keys as headers of every call, so
         # setting the request's correlation id in it before each use carries it to the service.
+        # The reply queue is of QUEUE_TYPE, and fails over between several broker addresses.
         context_data: dict = {}
-        context = ClusterRpcProxy(self.config, timeout=self.timeout, context_data=context_data)
+        context = ClusterRpcProxy(self.config, timeout=self.timeout, context_data=context_data,
+                                  reply_listener_cls=StandaloneReplyListener)
         context.context_data = context_data
         return context, context.start()
 

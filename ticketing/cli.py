@@ -1,6 +1,7 @@
 """The ``ticketing`` command: run one component, all of them, or the migrations.
 
     ticketing up                      every service + gateway + frontend on one origin (PORT, default 8080)
+    ticketing up --replicas 2 [--replicas orders=3]   N processes of every service (or of one)
     ticketing run <component>         one component in the foreground (what the container runs)
     ticketing migrate [service ...]   apply schema migrations (default: every service with a database)
     ticketing status                  readiness, queue depths and last errors of what `ticketing up` runs
@@ -137,12 +138,30 @@ def shell() -> None:
     ShellRunner(banner, {"n": make_nameko_helper({"AMQP_URI": amqp_uri(), "serializer": "json"})}).start_shell(None)
 
 
+def parse_replicas(values: list[str]) -> dict[str, int]:
+    """``["2", "orders=3"]`` -> 2 of every service, 3 of orders (later values win)."""
+    replicas: dict[str, int] = {}
+    for value in values:
+        service, _, count = value.rpartition("=")
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"--replicas wants N or SERVICE=N with N >= 1, got {value!r}")
+        if not service:
+            replicas.update({name: int(count) for name in SERVICES})
+        elif service in SERVICES:
+            replicas[service] = int(count)
+        else:
+            raise ValueError(f"--replicas: {service!r} is not one of {', '.join(SERVICES)}")
+    return replicas
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="ticketing", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", help="run every component on one origin (PORT, default 8080)")
-    up.add_argument("--json", action="store_true", help="print the log as JSON lines (for machines)")
+    up_cmd = commands.add_parser("up", help="run every component on one origin (PORT, default 8080)")
+    up_cmd.add_argument("--json", action="store_true", help="print the log as JSON lines (for machines)")
+    up_cmd.add_argument("--replicas", action="append", default=[], metavar="N|SERVICE=N",
+                        help="processes per service: N for every service, SERVICE=N for one (repeatable)")
     run = commands.add_parser("run", help="run one component in the foreground")
     run.add_argument("component", choices=COMPONENTS)
     mig = commands.add_parser("migrate", help="apply schema migrations")
@@ -160,7 +179,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "up":
         from .supervisor import up
 
-        sys.exit(up(json_output=args.json))
+        try:
+            replicas = parse_replicas(args.replicas)
+        except ValueError as exc:
+            parser.error(str(exc))
+        sys.exit(up(replicas, json_output=args.json))
     if args.command == "run":
         if args.component in SERVICES:
             run_service(args.component)

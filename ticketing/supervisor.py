@@ -1,6 +1,10 @@
 """``ticketing up``: every component as a child process, one log stream, one origin.
 
-Each service gets a free health port of its own (logged at start); the web
+Each service runs as ``replicas`` processes (``ticketing up --replicas 2``, or
+per service ``--replicas orders=3``): replicas of a service share its RPC and
+event queues, so RabbitMQ spreads the work between them. Each process gets a
+free health port of its own (logged at start); the first replica is named
+after its service, the others ``<service>.2``, ``<service>.3`` ... The web
 process serves the gateway and the frontend on PORT. A component that dies is restarted (with a
 growing pause), so a crash loses nothing: the broker keeps its messages and the
 outboxes keep their events. Ctrl-C (or SIGTERM) stops everything in order.
@@ -23,15 +27,16 @@ STOP_TIMEOUT = 10
 
 
 class Child:
-    def __init__(self, name: str, env: dict, health_url: str):
+    def __init__(self, name: str, env: dict, health_url: str, component: str | None = None):
         self.name, self.env, self.health_url = name, env, health_url
+        self.component = component or name
         self.process: subprocess.Popen | None = None
         self.restarts = 0
         self.started_at = 0.0
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ticketing.cli", "run", self.name], env=self.env,
+            [sys.executable, "-m", "ticketing.cli", "run", self.component], env=self.env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, bufsize=1, text=True,
         )
         self.started_at = time.monotonic()
@@ -77,7 +82,31 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def up(json_output: bool = False) -> int:
+def plan(services: list[str], replicas: dict[str, int], base_env: dict, port: int) -> list[Child]:
+    """The processes to run: ``replicas[service]`` (default 1) of each service, then the web process."""
+    children = []
+    for service in services:
+        for n in range(1, replicas.get(service, 1) + 1):
+            health_port = free_port()
+            env = {**base_env, "HEALTH_PORT": str(health_port), "HEALTH_HOST": "127.0.0.1"}
+            name = service if n == 1 else f"{service}.{n}"
+            children.append(Child(name, env, f"http://127.0.0.1:{health_port}/readyz", component=service))
+    children.append(Child("web", {**base_env, "PORT": str(port), "HOST": base_env.get("HOST", "127.0.0.1"),
+                                  "METRICS_PORT": str(free_port()), "HEALTH_HOST": "127.0.0.1"},
+                          f"http://127.0.0.1:{port}/api/readyz"))
+    return children
+
+
+def endpoints(children: list[Child]) -> dict:
+    """Where `ticketing status` finds each process's readiness, metrics and last errors."""
+    found = {}
+    for child in children:
+        side_port = child.env["METRICS_PORT"] if child.component == "web" else child.env["HEALTH_PORT"]
+        found[child.name] = status.endpoints(f"http://127.0.0.1:{side_port}", child.health_url)
+    return found
+
+
+def up(replicas: dict[str, int] | None = None, json_output: bool = False) -> int:
     global JSON_OUTPUT
     JSON_OUTPUT = json_output
     os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
@@ -86,18 +115,8 @@ def up(json_output: bool = False) -> int:
     base_env.setdefault("GATEWAY_URL", f"http://127.0.0.1:{port}")
     base_env.setdefault("PUBLIC_URL", f"http://localhost:{port}")
 
-    children, endpoints = [], {}
-    for name in SERVICES:
-        health_port = free_port()
-        env = {**base_env, "HEALTH_PORT": str(health_port), "HEALTH_HOST": "127.0.0.1"}
-        children.append(Child(name, env, f"http://127.0.0.1:{health_port}/readyz"))
-        endpoints[name] = status.endpoints(f"http://127.0.0.1:{health_port}", f"http://127.0.0.1:{health_port}/readyz")
-    metrics_port = free_port()
-    children.append(Child("web", {**base_env, "PORT": str(port), "HOST": base_env.get("HOST", "127.0.0.1"),
-                                  "METRICS_PORT": str(metrics_port), "HEALTH_HOST": "127.0.0.1"},
-                          f"http://127.0.0.1:{port}/api/readyz"))
-    endpoints["web"] = status.endpoints(f"http://127.0.0.1:{metrics_port}", f"http://127.0.0.1:{port}/api/readyz")
-    state = status.write_state(endpoints, base_env)
+    children = plan(list(SERVICES), replicas or {}, base_env, port)
+    state = status.write_state(endpoints(children), base_env)
 
     stopping = threading.Event()
 

@@ -1,10 +1,9 @@
 """The auth service: users and refresh tokens. The gateway verifies access tokens itself."""
 from __future__ import annotations
 
-from nameko.rpc import rpc
-
 from services.common.errors import BadRequest, NotAuthorized, NotFound
 from services.common.health import HealthMixin
+from services.common.queues import rpc
 from services.common.store import Store
 from services.common.validation import is_valid_id
 

@@ -1,19 +1,32 @@
-"""How many messages wait where: queue depths from RabbitMQ's management API.
+"""The broker as the services see it: its addresses, and how many messages wait where.
 
-AMQP cannot list queues, and the holding queues (``delay.<ms>ms``) and parked
-queues (``<queue>.parked``) are made on demand, so the depths operators need
-come from the management HTTP API of the broker (one request for the whole
-vhost). ``RABBITMQ_MANAGEMENT_URL`` points at it; by default it is the AMQP
-host on port 15672 with the AMQP credentials. The user needs the
-``management`` (or ``monitoring``) tag to read it; without it, only
-``expiration.due`` is measured (by a passive AMQP declare).
+**Several addresses.** ``AMQP_URI=amqp://u:p@rabbit-0:5672/v;amqp://u:p@rabbit-1:5672/v;amqp://u:p@rabbit-2:5672/v``:
+kombu (under nameko, the gateway's RPC clients and the publishers) connects to
+the first address that answers and, when that node goes away, moves on to the
+next one, round-robin, on every reconnect. Behind a load balancer or a
+Kubernetes Service one address is enough: every reconnect reaches a live node.
+nameko logs the broker address when it cannot connect, masking the password of
+the first address only; :func:`redact` masks all of them, and importing this
+module makes nameko use it (``services.common.queues`` imports it, so every
+service and the gateway do).
+
+**Queue depths.** AMQP cannot list queues, and the holding queues
+(``delay.<ms>ms``) and parked queues (``<queue>.parked``) are made on demand, so
+the depths operators need come from the management HTTP API of the broker (one
+request for the whole vhost). ``RABBITMQ_MANAGEMENT_URL`` points at it; by
+default it is the first AMQP address's host on port 15672 with its
+credentials. The user needs the ``management`` (or ``monitoring``) tag to read
+it; without it, only ``expiration.due`` is measured (by a passive AMQP declare).
 """
+
 from __future__ import annotations
 
 from urllib.parse import quote, unquote, urlsplit
 
+import nameko.messaging
 import requests
 from kombu import Connection
+from nameko.utils import sanitize_url
 
 from . import config
 
@@ -22,9 +35,21 @@ HOLDING_PREFIX = "delay."
 PARKED_SUFFIX = ".parked"
 
 
+def addresses(amqp_uri: str) -> list[str]:
+    return [part.strip() for part in amqp_uri.split(";") if part.strip()]
+
+
+def redact(amqp_uri: str) -> str:
+    """``amqp_uri`` with the password of every address masked, for logs."""
+    return ";".join(sanitize_url(address) for address in addresses(amqp_uri))
+
+
+nameko.messaging.sanitize_url = redact
+
+
 def management_api(amqp_uri: str) -> tuple[str, tuple[str, str], str]:
     """(base URL, credentials, vhost) of the management API of the broker at ``amqp_uri``."""
-    parts = urlsplit(amqp_uri)
+    parts = urlsplit(addresses(amqp_uri)[0])
     vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
     auth = (unquote(parts.username or "guest"), unquote(parts.password or "guest"))
     base = config.env("RABBITMQ_MANAGEMENT_URL") or f"http://{parts.hostname or 'localhost'}:15672"

@@ -43,7 +43,18 @@ def is_production() -> bool:
 
 
 def amqp_uri() -> str:
+    """The broker. Several addresses of one cluster, separated by ``;``, give failover:
+    ``amqp://u:p@rabbit-0:5672/v;amqp://u:p@rabbit-1:5672/v`` connects to the first that
+    answers and, when that node goes away, reconnects to the next live one (kombu)."""
     return env("AMQP_URI", DEFAULT_AMQP_URI)
+
+
+def queue_type() -> str:
+    """``QUEUE_TYPE``: ``classic`` (default) or ``quorum`` for every durable queue (see ``queues``)."""
+    value = env("QUEUE_TYPE", "classic").strip().lower()
+    if value not in ("classic", "quorum"):
+        raise ConfigurationError(f"QUEUE_TYPE must be classic or quorum, got {value!r}")
+    return value
 
 
 def var_dir() -> Path:
@@ -110,6 +121,7 @@ def nameko_config(service: str | None = None) -> dict:
     """The nameko config dict for one service (or for a client when ``service`` is None)."""
     config: dict = {
         "AMQP_URI": amqp_uri(),
+        "QUEUE_TYPE": queue_type(),
         "serializer": "json",
         # Each service serves /healthz and /readyz for probes.
         "WEB_SERVER_ADDRESS": f"{env('HEALTH_HOST', '0.0.0.0')}:{env_int('HEALTH_PORT', 8000)}",

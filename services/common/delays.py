@@ -17,7 +17,9 @@ sends it on again (see expiration), so a 15 minute delay is 2 hops and arrives
 at most ~100 ms late, never early.
 
 Queues and messages are durable, so what is waiting survives a restart of
-any consumer or of RabbitMQ itself.
+any consumer or of RabbitMQ itself. With ``QUEUE_TYPE=quorum`` the holding and
+parked queues are quorum queues that dead-letter at least once, so it also
+survives the loss of a cluster node (:mod:`services.common.queues`).
 """
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ import math
 
 from kombu import Exchange, Queue
 from nameko.amqp.publish import Publisher
+
+from .queues import CLASSIC, typed
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +76,15 @@ def durable_queue(name: str) -> Queue:
 class DelayedDelivery:
     """Publishes a message to arrive in a target queue after a delay from the ladder."""
 
-    def __init__(self, amqp_uri: str):
+    def __init__(self, amqp_uri: str, queue_type: str = CLASSIC):
         self.publisher = Publisher(amqp_uri)
+        self.queue_type = queue_type
         self._declared: set[int] = set()
 
     def send_later(self, target_queue: str, payload, delay_ms: int, headers: dict | None = None) -> None:
         if delay_ms not in LADDER_MS:
             raise ValueError(f"{delay_ms} ms is not a step of the delay ladder")
-        queue = holding_queue(delay_ms)
+        queue = typed(holding_queue(delay_ms), self.queue_type)
         declare = [] if delay_ms in self._declared else [queue]
         self.publisher.publish(
             payload, exchange=queue.exchange, routing_key=target_queue, headers=headers or {}, declare=declare
@@ -92,6 +97,6 @@ class DelayedDelivery:
 
     def park(self, queue_name: str, payload, headers: dict | None = None) -> None:
         """Put a message that keeps failing into ``<queue>.parked`` (a dead-letter queue)."""
-        parked = durable_queue(f"{queue_name}.parked")
+        parked = typed(durable_queue(f"{queue_name}.parked"), self.queue_type)
         self.publisher.publish(payload, exchange=parked.exchange, routing_key=parked.name,
                                headers=headers or {}, declare=[parked])

@@ -16,6 +16,7 @@ from nameko.events import EventHandler as NamekoEventHandler
 
 from . import events, metrics
 from .delays import DelayedDelivery, backoff_ms
+from .queues import TypedQueue, configured
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ class NotYetApplicable(Exception):
     """The event arrived early (e.g. version n+2 before n+1): try again later."""
 
 
-class EventHandler(NamekoEventHandler):
+class EventHandler(TypedQueue, NamekoEventHandler):
     def __init__(self, source_service, event_type, max_attempts=DEFAULT_MAX_ATTEMPTS, **kwargs):
         kwargs.setdefault("expected_exceptions", (NotYetApplicable,))
         super().__init__(source_service, event_type, **kwargs)
@@ -35,7 +36,7 @@ class EventHandler(NamekoEventHandler):
 
     def setup(self):
         super().setup()
-        self.delays = DelayedDelivery(self.container.config["AMQP_URI"])
+        self.delays = DelayedDelivery(self.container.config["AMQP_URI"], configured(self.container.config))
 
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is not None:

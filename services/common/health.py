@@ -34,8 +34,10 @@ class Consuming(DependencyProvider):
 
 
 def broker_reachable(amqp_uri: str) -> None:
+    """Raises unless some broker answers: with several addresses (``a;b;c``), any one of them."""
     with Connection(amqp_uri, connect_timeout=2) as connection:
-        connection.ensure_connection(max_retries=1)
+        # kombu moves on to the next address after each failed try
+        connection.ensure_connection(max_retries=len(connection.alt) or 1, interval_start=0, interval_step=0.2)
 
 
 class HealthMixin:

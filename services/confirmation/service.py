@@ -1,12 +1,11 @@
 """The confirmation service: emails the buyer of every completed order, once; resend for operators."""
 from __future__ import annotations
 
-from nameko.rpc import rpc
-
 from services.common import events
 from services.common.errors import TicketingError
 from services.common.handlers import EventHandler
 from services.common.health import HealthMixin
+from services.common.queues import rpc
 from services.common.store import Store
 
 from . import domain

@@ -17,6 +17,7 @@ from nameko.extensions import DependencyProvider
 
 from services.common import logs
 from services.common.delays import DelayedDelivery, durable_queue, next_hop
+from services.common.queues import configured
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class ExpirySchedule(DependencyProvider):
     """``self.schedule.expire_at(order_id, expires_at)``: put (or put back) an expiry on the ladder."""
 
     def setup(self):
-        self.delivery = DelayedDelivery(self.container.config["AMQP_URI"])
+        self.delivery = DelayedDelivery(self.container.config["AMQP_URI"], configured(self.container.config))
 
     def get_dependency(self, worker_ctx):
         return self

@@ -4,12 +4,11 @@ from __future__ import annotations
 import logging
 
 from nameko.events import EventDispatcher
-from nameko.messaging import consume
-from nameko.rpc import rpc
 
 from services.common import broker, events, metrics
 from services.common.handlers import event_handler
 from services.common.health import HealthMixin
+from services.common.queues import consume, rpc
 
 from .schedule import ExpirySchedule, due_queue
 

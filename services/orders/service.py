@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import logging
 
-from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 
 from services.common import config, events, logs, metrics
 from services.common.handlers import handles
 from services.common.health import HealthMixin
+from services.common.queues import RpcProxy, rpc
 from services.common.store import Store
 
 from . import domain

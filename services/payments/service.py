@@ -4,13 +4,13 @@ from __future__ import annotations
 import logging
 
 from nameko.dependency_providers import Config
-from nameko.rpc import RpcProxy, rpc
 from nameko.timer import Timer
 from sqlalchemy import select
 
 from services.common import metrics
 from services.common.errors import NotFound, PaymentDeclined, ServiceUnavailable, TicketingError
 from services.common.health import HealthMixin
+from services.common.queues import RpcProxy, rpc
 from services.common.store import Store
 
 from . import domain

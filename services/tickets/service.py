@@ -4,11 +4,10 @@ from __future__ import annotations
 import logging
 import weakref
 
-from nameko.rpc import rpc
-
 from services.common import events
 from services.common.handlers import handles
 from services.common.health import HealthMixin
+from services.common.queues import rpc
 from services.common.store import Store
 
 from . import domain

@@ -62,6 +62,8 @@ SCENARIOS: dict[str, dict] = {
         "postgresql": {"inCluster": {"persistence": {"enabled": False}}},
     },
     "topology-spread": {"topologySpread": {"enabled": True}},
+    "anti-affinity-required": {"podAntiAffinity": "required", "config": {"queueType": "quorum"}},
+    "services-pdb-disabled": {s: {"podDisruptionBudget": {"enabled": False}} for s in SERVICES},
     "rabbitmq-external-uri": {"rabbitmq": {"inCluster": {"enabled": False}, "external": {"uri": "amqp://u:p@mq:5672/"}}},
     "rabbitmq-external-secret": {"rabbitmq": {"inCluster": {"enabled": False}, "external": {"existingSecret": "mq"}}},
     "postgresql-external-urls": {"postgresql": {"inCluster": {"enabled": False}, "external": {"urls": EXTERNAL_URLS}}},
@@ -357,18 +359,59 @@ def test_pre_install_hooks_use_nothing_the_release_has_not_created_yet(scenario)
             assert weights["Secret"] < weights["Job"]
 
 
-def test_gateway_and_frontend_have_services_and_disruption_budgets(scenario):
+def test_gateway_and_frontend_have_services_and_every_component_a_disruption_budget(scenario):
     _, values, objects = scenario
     merged = deep_merge(load_values("values.yaml"), values)
     services = {component_of(s) for s in of_kind(objects, "Service")}
-    pdbs = {component_of(p) for p in of_kind(objects, "PodDisruptionBudget")}
+    pdbs = {component_of(p): p for p in of_kind(objects, "PodDisruptionBudget")}
     hpas = {component_of(h) for h in of_kind(objects, "HorizontalPodAutoscaler")}
     for web in ("gateway", "frontend"):
         on = merged[web]["enabled"]
         assert (web in services) == on
-        assert (web in pdbs) == (on and merged[web]["podDisruptionBudget"]["enabled"])
         assert (web in hpas) == (on and merged[web]["autoscaling"]["enabled"])
-    assert not (pdbs | hpas) - {"gateway", "frontend"}
+    for component in DEPLOYED:
+        on = merged[component]["enabled"]
+        assert (component in pdbs) == (on and merged[component]["podDisruptionBudget"]["enabled"]), component
+        if component in pdbs:
+            deployment = by_name(objects, "Deployment")[pdbs[component]["metadata"]["name"]]
+            assert pdbs[component]["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert not hpas - {"gateway", "frontend"}
+
+
+def test_production_runs_two_of_everything_apart_on_quorum_queues():
+    """A node drain or a lost node never takes the last replica of anything."""
+    objects = manifests(PRODUCTION_INSTALL)
+    hpas = {component_of(h): h for h in of_kind(objects, "HorizontalPodAutoscaler")}
+    pdbs = {component_of(p): p["spec"] for p in of_kind(objects, "PodDisruptionBudget")}
+    for d in of_kind(objects, "Deployment"):
+        component = component_of(d)
+        replicas = hpas[component]["spec"]["minReplicas"] if component in hpas else d["spec"]["replicas"]
+        assert replicas >= 2, component
+        assert pdbs[component] == {"maxUnavailable": 1, "selector": d["spec"]["selector"]}
+        anti = pod_spec(d)["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        assert anti[0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+        assert anti[0]["podAffinityTerm"]["labelSelector"]["matchLabels"] == d["spec"]["selector"]["matchLabels"]
+    (config,) = [cm for cm in of_kind(objects, "ConfigMap") if component_of(cm) is None]
+    assert config["data"]["QUEUE_TYPE"] == "quorum"
+
+
+def test_queue_type_is_classic_unless_asked():
+    (config,) = [cm for cm in of_kind(manifests({}), "ConfigMap") if component_of(cm) is None]
+    assert config["data"]["QUEUE_TYPE"] == "classic"
+    assert all("affinity" not in pod_spec(d) for d in of_kind(manifests({}), "Deployment"))
+
+
+def test_required_anti_affinity_and_a_component_s_own_affinity():
+    own = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["apps"]}]}]}}}
+    objects = manifests({"podAntiAffinity": "required", "orders": {"affinity": own}})
+    for d in of_kind(objects, "Deployment"):
+        affinity = pod_spec(d)["affinity"]
+        if component_of(d) == "orders":
+            assert affinity == own
+        else:
+            (term,) = affinity["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            assert term["labelSelector"]["matchLabels"] == d["spec"]["selector"]["matchLabels"]
 
 
 def test_web_components_set_their_worker_count(scenario):
@@ -551,8 +594,10 @@ def test_notes_say_how_to_reach_the_app():
 
 @pytest.mark.parametrize(
     "values",
-    [{"orders": {"replica": 3}}, {"orders": {"replicas": "three"}}, {"config": {"environment": "prod"}}, {"gatway": {"enabled": False}}],
-    ids=["typo-in-a-component", "wrong-type", "unknown-environment", "unknown-component"],
+    [{"orders": {"replica": 3}}, {"orders": {"replicas": "three"}}, {"config": {"environment": "prod"}}, {"gatway": {"enabled": False}},
+     {"config": {"queueType": "lazy"}}, {"podAntiAffinity": "always"}],
+    ids=["typo-in-a-component", "wrong-type", "unknown-environment", "unknown-component", "unknown-queue-type",
+         "unknown-anti-affinity"],
 )
 def test_values_schema_rejects_mistakes(values):
     import helm_python

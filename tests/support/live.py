@@ -24,8 +24,13 @@ class LiveApp:
 
     @classmethod
     def start(cls, rabbit_admin, postgres_admin, workdir: Path, port: int, run_id: str, env: dict,
-              log_path: Path | None = None) -> "LiveApp":
-        """``postgres_admin`` None: the embedded default, a SQLite file per service (as ``make up``)."""
+              log_path: Path | None = None, args: tuple = (),
+              brokers: tuple = ("amqp://guest:guest@127.0.0.1:5672",),
+              start_timeout: float = START_TIMEOUT) -> "LiveApp":
+        """``postgres_admin`` None: the embedded default, a SQLite file per service (as ``make up``).
+
+        ``args`` go to ``ticketing up`` (``("--replicas", "2")``); ``brokers`` are the nodes
+        ``rabbit_admin`` manages (several: one AMQP_URI listing them all, for failover)."""
         vhost = f"ticketing-e2e-{run_id}-{uuid.uuid4().hex[:6]}"
         rabbit_admin.create_vhost(vhost)
         full_env = {
@@ -34,7 +39,7 @@ class LiveApp:
             if not key.endswith("_DATABASE_URL") and key not in OUTSIDE_SERVICES
         }
         full_env.update({
-            "AMQP_URI": f"amqp://guest:guest@127.0.0.1:5672/{quote(vhost, safe='')}",
+            "AMQP_URI": ";".join(f"{broker}/{quote(vhost, safe='')}" for broker in brokers),
             "PORT": str(port),
             "VAR_DIR": str(workdir / "var"),
             "MAIL_OUTBOX_DIR": str(workdir / "mail"),
@@ -49,12 +54,12 @@ class LiveApp:
         full_env.update({k: str(v) for k, v in env.items()})
         log_path = log_path or workdir / "ticketing-up.log"
         process = subprocess.Popen(
-            [sys.executable, "-m", "ticketing.cli", "up"], env=full_env, cwd=Path(__file__).parents[2],
+            [sys.executable, "-m", "ticketing.cli", "up", *args], env=full_env, cwd=Path(__file__).parents[2],
             stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         app = cls(process, f"http://127.0.0.1:{port}", log_path, full_env, vhost, rabbit_admin)
         try:
-            app.wait_ready()
+            app.wait_ready(start_timeout)
         except Exception:
             app.stop()
             raise

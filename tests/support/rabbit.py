@@ -32,3 +32,9 @@ class RabbitAdmin:
         response = self.http.get(f"{self.base}/api/queues/{quote(vhost, safe='')}", timeout=10)
         response.raise_for_status()
         return {q["name"]: q.get("messages", 0) for q in response.json()}
+
+    def queue_list(self, vhost: str) -> list[dict]:
+        """Every queue of ``vhost`` as the management API describes it (name, type, durable, arguments ...)."""
+        response = self.http.get(f"{self.base}/api/queues/{quote(vhost, safe='')}", timeout=10)
+        response.raise_for_status()
+        return response.json()

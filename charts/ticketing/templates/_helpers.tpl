@@ -152,6 +152,7 @@ MAIL_OUTBOX_DIR: "/var/lib/ticketing/mail"
 PUBLIC_URL: {{ include "ticketing.publicUrl" . | quote }}
 GATEWAY_URL: {{ printf "http://%s:%v" (include "ticketing.componentName" (dict "root" . "component" "gateway")) .Values.gateway.service.port | quote }}
 EXPIRATION_WINDOW_SECONDS: {{ .Values.config.expirationWindowSeconds | toString | quote }}
+QUEUE_TYPE: {{ .Values.config.queueType | default "classic" | quote }}
 ACCESS_TOKEN_TTL: {{ .Values.config.accessTokenTtl | toString | quote }}
 REFRESH_TOKEN_TTL: {{ .Values.config.refreshTokenTtl | toString | quote }}
 MAIL_FROM: {{ .Values.config.mailFrom | quote }}

@@ -85,3 +85,26 @@ def test_rpc_timeouts_become_503(app):
     with pytest.raises(ServiceUnavailable):
         with pool.client():
             raise RpcTimeout()
+
+
+def test_a_broker_node_closing_the_connection_becomes_503(app):
+    """A cluster node that stops closes its connections (CONNECTION_FORCED): the client fails over on the next try."""
+    from amqp.exceptions import ConnectionForced
+
+    from gateway.rpc import RpcPool
+
+    class Proxy:
+        stopped = False
+
+        def __init__(self):
+            self.context_data = {}  # what the pool sends as headers (the correlation id)
+
+        def stop(self):
+            self.stopped = True
+
+    pool, proxy = RpcPool({"AMQP_URI": "amqp://guest:guest@127.0.0.1:1/"}, timeout=0.5), Proxy()
+    pool._open = lambda: (proxy, proxy)
+    with pytest.raises(ServiceUnavailable):
+        with pool.client():
+            raise ConnectionForced("broker forced connection closure with reason 'shutdown'")
+    assert proxy.stopped, "a proxy whose connection was closed is dropped, not reused"

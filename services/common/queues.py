@@ -1,0 +1,167 @@
+"""Which kind of RabbitMQ queue every durable queue of the project is: classic or quorum.
+
+``QUEUE_TYPE=classic`` (the default) or ``QUEUE_TYPE=quorum``, read by
+:func:`services.common.config.queue_type` into the nameko config. It applies to
+every durable queue we declare:
+
+* nameko's own: the RPC queue ``rpc-<service>`` (:data:`rpc`) and the event
+  queues ``evt-<source>-<event>--<service>.<method>`` (the event handlers of
+  :mod:`services.common.handlers`), and ``@consume`` queues (:data:`consume`);
+* ours: the delay holding queues ``delay.<ms>ms``, ``expiration.due`` and the
+  ``<queue>.parked`` dead-letter queues (:mod:`services.common.delays`).
+
+RPC reply queues (``rpc.reply-<client>-<uuid>``, one per client process or
+pooled proxy, expiring 5 minutes after their last use) follow the setting too,
+but never as durable classic queues (nameko's default): a durable classic queue
+whose node is down cannot be declared again anywhere, so a client that failed
+over to a live node could not consume at all. With ``classic`` they are
+transient (gone with their node; the client declares it again where it
+reconnected, and a reply in flight is lost: the caller times out). With
+``quorum`` they are quorum queues, so a reply in flight survives the node loss
+and reaches the caller once it has reconnected: a service waiting on another
+(payments on orders) is not left waiting for a reply that was dropped.
+Services get them through :class:`RpcProxy`, standalone clients (the gateway)
+through :class:`StandaloneReplyListener`.
+
+A quorum queue is replicated on a majority of a cluster's nodes, so it
+survives the loss of any minority of them; a classic queue lives on the node
+that declared it and is unavailable while that node is down. On a quorum
+queue that dead-letters (the holding queues), dead-lettering is
+*at-least-once* (``x-dead-letter-strategy``), which RabbitMQ only accepts
+together with ``x-overflow: reject-publish`` (RabbitMQ 3.10+, feature flag
+``stream_queue``): a message whose TTL runs out is removed from the holding
+queue only once its target queue has confirmed it, so a node loss while
+pending expiries fall due loses none of them.
+
+RabbitMQ refuses to re-declare an existing queue with other arguments
+(PRECONDITION_FAILED), so switching an existing broker from one type to the
+other needs empty queues deleted first, or a fresh vhost.
+"""
+from __future__ import annotations
+
+import uuid
+
+from kombu import Queue
+from nameko.messaging import Consumer as NamekoConsumer
+from nameko.rpc import RPC_REPLY_QUEUE_TEMPLATE, RPC_REPLY_QUEUE_TTL, get_rpc_exchange
+from nameko.rpc import ReplyListener as NamekoReplyListener
+from nameko.rpc import Rpc as NamekoRpc
+from nameko.rpc import RpcConsumer as NamekoRpcConsumer
+from nameko.rpc import RpcProxy as NamekoRpcProxy
+from nameko.standalone.rpc import PollingQueueConsumer, SingleThreadedReplyListener
+
+from . import broker  # noqa: F401  (nameko's connection errors then mask every address's password)
+
+CLASSIC = "classic"
+QUORUM = "quorum"
+QUEUE_TYPES = (CLASSIC, QUORUM)
+#: the nameko config key (set from the environment by ``config.nameko_config``)
+CONFIG_KEY = "QUEUE_TYPE"
+
+
+def configured(nameko_config: dict) -> str:
+    """The queue type a container's config asks for (the environment's when the config is silent)."""
+    from .config import queue_type  # config imports nothing of ours; keep this module light
+
+    kind = nameko_config.get(CONFIG_KEY) or queue_type()
+    if kind not in QUEUE_TYPES:
+        raise ValueError(f"{CONFIG_KEY} must be one of {', '.join(QUEUE_TYPES)}, got {kind!r}")
+    return kind
+
+
+def arguments(kind: str, dead_letters: bool = False) -> dict:
+    """The ``x-`` arguments that make a durable queue of ``kind``."""
+    if kind == CLASSIC:
+        return {}
+    args = {"x-queue-type": QUORUM}
+    if dead_letters:
+        args.update({"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"})
+    return args
+
+
+def typed(queue: Queue, kind: str) -> Queue:
+    """``queue`` as a queue of ``kind``; transient, exclusive or auto-deleted queues are left classic."""
+    if kind == CLASSIC or not queue.durable or queue.exclusive or queue.auto_delete:
+        return queue
+    current = dict(queue.queue_arguments or {})
+    dead_letters = "x-dead-letter-exchange" in current
+    return queue.__class__(**dict(queue.as_dict(), queue_arguments={**current, **arguments(kind, dead_letters)}))
+
+
+class TypedQueue:
+    """Mixin for a nameko extension with a ``queue``: declare it as the configured type."""
+
+    def setup(self):
+        super().setup()
+        # The queue is only declared when the consumer connects (after setup), so replacing it here is enough.
+        self.queue = typed(self.queue, configured(self.container.config))
+
+
+class RpcConsumer(TypedQueue, NamekoRpcConsumer):
+    pass
+
+
+class Rpc(NamekoRpc):
+    rpc_consumer = RpcConsumer()
+
+
+class Consumer(TypedQueue, NamekoConsumer):
+    pass
+
+
+def reply_queue(name: str, exchange, routing_key: str, kind: str) -> Queue:
+    """An RPC reply queue of ``kind``: quorum, or a transient classic queue (see the module's doc)."""
+    return Queue(name, exchange=exchange, routing_key=routing_key, durable=kind == QUORUM,
+                 queue_arguments={"x-expires": RPC_REPLY_QUEUE_TTL, **arguments(kind)})
+
+
+class TypedReplies:
+    """Mixin for nameko's reply listeners: nameko's ``setup`` with a reply queue of the configured type.
+
+    Replaced whole rather than patched afterwards: the standalone listener's consumer declares
+    the queue the moment it is registered."""
+
+    def setup(self):
+        reply_queue_uuid = uuid.uuid4()
+        self.routing_key = str(reply_queue_uuid)
+        self.queue = reply_queue(RPC_REPLY_QUEUE_TEMPLATE.format(self.container.service_name, reply_queue_uuid),
+                                 get_rpc_exchange(self.container.config), self.routing_key,
+                                 configured(self.container.config))
+        self.queue_consumer.register_provider(self)
+
+
+class ReplyListener(TypedReplies, NamekoReplyListener):
+    pass
+
+
+class RpcProxy(NamekoRpcProxy):
+    """nameko's ``RpcProxy`` whose replies come back on a queue of the configured type."""
+
+    rpc_reply_listener = ReplyListener()
+
+
+class FailoverPollingQueueConsumer(PollingQueueConsumer):
+    """The standalone proxy's consumer, connecting to any one of several broker addresses.
+
+    kombu's lazy connect (``connection.channel()``) tries a single address; with
+    ``a;b;c`` the first one down would fail the client. Try each in turn first."""
+
+    def _setup_consumer(self):
+        self.connection.ensure_connection(max_retries=len(self.connection.alt) or 1,
+                                          interval_start=0, interval_step=0.2)
+        super()._setup_consumer()
+
+
+class StandaloneReplyListener(TypedReplies, SingleThreadedReplyListener):
+    """For ``ClusterRpcProxy(config, reply_listener_cls=StandaloneReplyListener)``: a reply queue of
+    the configured type, and a consumer that fails over between several broker addresses."""
+
+    def __init__(self, timeout=None):
+        super().__init__(timeout=timeout)
+        self.queue_consumer = FailoverPollingQueueConsumer(timeout=timeout)
+
+
+#: ``@rpc`` of every service: nameko's, with ``rpc-<service>`` of the configured type
+rpc = Rpc.decorator
+#: ``@consume(queue)``: nameko's, with ``queue`` of the configured type
+consume = Consumer.decorator
