@@ -81,7 +81,7 @@ class Sizes:
 
 FULL = Sizes()
 QUICK = Sizes(load_seconds=3, purchase_seconds=3, idle=200, flash_one=(100, 300), flash_many=(300, 30),
-              propagation_samples=5, expiry_orders=500, expiry_window=(5.0, 10.0), order_tickets=1200)
+              propagation_samples=5, expiry_orders=500, expiry_window=(10.0, 20.0), order_tickets=1200)
 
 TARGETS = {
     "read_vs_floor": 0.9, "read_p99_ms": 80, "orders_rps": 250, "orders_p99_ms": 100, "orders_drain_s": 2.0,
