@@ -40,6 +40,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
 
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers import gthread
 
@@ -300,6 +301,19 @@ def _post_worker_init(worker) -> None:
                      name="warm-rpc-pool", daemon=True).start()
 
 
+class ProcessLogger(glogging.Logger):
+    """gunicorn's own messages go through the process's logging setup (JSON lines with the
+    component's name, ``services.common.logs``) instead of gunicorn's plain-text handlers."""
+
+    def setup(self, cfg):
+        self.cfg = cfg
+        self._access_log_enabled = False  # the apps log one access line per request themselves
+        self.loglevel = self.LOG_LEVELS.get(cfg.loglevel.lower(), logging.INFO)
+        self.error_log.setLevel(self.loglevel)
+        self.error_log.propagate = True
+        self.access_log.propagate = True
+
+
 def _child_exit(_server, worker) -> None:
     from services.common import metrics
 
@@ -328,6 +342,7 @@ class WebServer(BaseApplication):
             "graceful_timeout": s.graceful_timeout,
             "proc_name": f"ticketing-{self.component}",
             "errorlog": "-",
+            "logger_class": f"{__name__}.ProcessLogger",
             "loglevel": config.env("LOG_LEVEL", "INFO").lower(),
             "accesslog": None,
             # Each worker builds its own app, hence its own broker connections: never shared across fork.
