@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from services.common import config, tokens
 from services.common.errors import BadRequest, Forbidden, NotAuthorized, NotFound, TooManyRequests
 from services.common.store import utcnow
-from services.common.validation import Email, Input, Password, validate
+from services.common.validation import MAX_EMAIL_LENGTH, Email, Input, Password, forbidden_character, validate
 
 from . import passwords
 from .models import RefreshToken, SigninFailure, User, new_id
@@ -20,6 +20,8 @@ from .models import RefreshToken, SigninFailure, User, new_id
 MAX_FAILURES_PER_EMAIL = 5
 MAX_FAILURES_PER_CLIENT = 20
 FAILURE_WINDOW = timedelta(minutes=15)
+#: sign-up allows 64; older accounts were never longer
+MAX_PASSWORD_LENGTH = 64
 
 
 class Credentials(Input):
@@ -90,7 +92,9 @@ def record_failure(session, email: str, client: str | None) -> None:
 def sign_in(session, email, password, client: str | None = None) -> dict | None:
     """Returns the new session, or None for bad credentials (the caller records the failure
     in its own transaction, which must commit even though sign-in fails)."""
-    if not isinstance(email, str) or not isinstance(password, str):
+    if (not isinstance(email, str) or not isinstance(password, str) or len(email) > MAX_EMAIL_LENGTH
+            or len(password) > MAX_PASSWORD_LENGTH or forbidden_character(email) is not None):
+        # refused before any database key is built from it or any hashing is done
         raise BadRequest("Invalid credentials")
     email = email.strip().lower()
     if _is_throttled(session, _throttle_keys(email, client)):

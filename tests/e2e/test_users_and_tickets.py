@@ -12,7 +12,7 @@ def app(app_factory):
     return app_factory()
 
 
-def signup(app, email, password="secret"):
+def signup(app, email, password="secret-pass"):
     session = requests.Session()
     response = session.post(f"{app.url}/api/users/signup", json={"email": email, "password": password})
     assert response.status_code == 201, response.text
@@ -31,7 +31,7 @@ def assert_error(response, status, field=None, message=None):
 
 def test_the_seller_journey(app):
     seller = requests.Session()
-    response = seller.post(f"{app.url}/api/users/signup", json={"email": "Seller@Example.com", "password": "secret"})
+    response = seller.post(f"{app.url}/api/users/signup", json={"email": "Seller@Example.com", "password": "secret-pass"})
     assert response.status_code == 201 and response.json()["email"] == "seller@example.com"
     me = seller.get(f"{app.url}/api/users/currentuser").json()["currentUser"]
     assert me["email"] == "seller@example.com"
@@ -61,7 +61,7 @@ def test_signin_refresh_and_reuse(app):
     assert_error(browser.post(f"{app.url}/api/users/signin", json={"email": "rita@example.com", "password": "nope"}),
                  400, message="Invalid credentials")
     assert browser.post(f"{app.url}/api/users/signin",
-                        json={"email": "RITA@example.com", "password": "secret"}).status_code == 200
+                        json={"email": "RITA@example.com", "password": "secret-pass"}).status_code == 200
     old_refresh = browser.cookies.get("ticketing_refresh")
     assert browser.post(f"{app.url}/api/users/refresh").status_code == 200
     assert browser.cookies.get("ticketing_refresh") != old_refresh
@@ -80,7 +80,7 @@ def test_repeated_failed_signins_get_429(app):
 
 def test_email_in_use(app):
     signup(app, "twice@example.com")
-    assert_error(requests.post(f"{app.url}/api/users/signup", json={"email": "TWICE@example.com", "password": "abcd"}),
+    assert_error(requests.post(f"{app.url}/api/users/signup", json={"email": "TWICE@example.com", "password": "abcdefgh"}),
                  400, field="email", message="Email in use")
 
 

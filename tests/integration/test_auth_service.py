@@ -18,11 +18,11 @@ def auth(container_factory, service_config, database_url):
 
 
 def test_signup_signin_refresh_and_reuse(auth):
-    signed_up = auth.signup("Ann@Example.com", "secret")
+    signed_up = auth.signup("Ann@Example.com", "secret-pass")
     assert signed_up["user"]["email"] == "ann@example.com"
     with pytest.raises(BadRequest, match="Email in use"):
-        auth.signup("ann@example.com", "secret")
-    signed_in = auth.signin("ann@example.com", "secret", "10.0.0.1")
+        auth.signup("ann@example.com", "secret-pass")
+    signed_in = auth.signin("ann@example.com", "secret-pass", "10.0.0.1")
     assert tokens.verify_access_token(signed_in["accessToken"])["id"] == signed_up["user"]["id"]
     rotated = auth.refresh(signed_in["refreshToken"])
     with pytest.raises(NotAuthorized, match="reuse"):
@@ -33,16 +33,16 @@ def test_signup_signin_refresh_and_reuse(auth):
 
 
 def test_failures_are_recorded_even_though_signin_fails(auth):
-    auth.signup("bob@example.com", "secret")
+    auth.signup("bob@example.com", "secret-pass")
     for _ in range(5):
         with pytest.raises(BadRequest, match="Invalid credentials"):
             auth.signin("bob@example.com", "wrong", "10.0.0.2")
     with pytest.raises(TooManyRequests):
-        auth.signin("bob@example.com", "secret", "10.0.0.3")
+        auth.signin("bob@example.com", "secret-pass", "10.0.0.3")
 
 
 def test_revoke_user_stops_refresh_at_once(auth):
-    session = auth.signup("eve@example.com", "secret")
+    session = auth.signup("eve@example.com", "secret-pass")
     assert auth.revoke_user("EVE@example.com")["revokedTokens"] == 1
     with pytest.raises(NotAuthorized):
         auth.refresh(session["refreshToken"])

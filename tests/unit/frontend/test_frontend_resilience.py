@@ -69,7 +69,7 @@ def test_gateway_down_gives_a_friendly_page_at_once(path):
 def test_gateway_down_while_posting_a_form_gives_the_friendly_page(visitor, fake, make_app):
     token = visitor.csrf_token("/auth/signup")
     fake.fail_with = 503
-    response = visitor.client.post("/auth/signup", data={"csrf_token": token, "email": "a@b.co", "password": "secret"})
+    response = visitor.client.post("/auth/signup", data={"csrf_token": token, "email": "a@b.co", "password": "secret-pass"})
     assert_friendly_503(response)
 
 
