@@ -11,7 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from services.common import config
 from services.common.errors import TicketingError
 
-from . import openapi
+from . import guards, openapi
 from .api import health, tickets, users
 from .http import DecimalJSONProvider
 from .rpc import RpcPool
@@ -31,6 +31,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         NAMEKO=config.nameko_config(),
         RPC_TIMEOUT=float(config.env("RPC_TIMEOUT", "5")),
         PROXY_COUNT=config.env_int("PROXY_COUNT", 0),
+        PUBLIC_URL=config.public_url(),
     )
     app.config.update(overrides or {})
     config.jwt_key()  # fail fast in production without a key; warn in development
@@ -79,6 +80,8 @@ def _register_errors(app: Flask) -> None:
     def reject_large_bodies():
         if request.content_length is not None and request.content_length > MAX_BODY:
             raise RequestEntityTooLarge()
+
+    app.before_request(guards.refuse_cross_site_and_non_json)
 
     @app.errorhandler(TicketingError)
     def ticketing_error(exc: TicketingError):

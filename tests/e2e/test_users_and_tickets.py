@@ -63,12 +63,12 @@ def test_signin_refresh_and_reuse(app):
     assert browser.post(f"{app.url}/api/users/signin",
                         json={"email": "RITA@example.com", "password": "secret-pass"}).status_code == 200
     old_refresh = browser.cookies.get("ticketing_refresh")
-    assert browser.post(f"{app.url}/api/users/refresh").status_code == 200
+    assert browser.post(f"{app.url}/api/users/refresh", json={}).status_code == 200
     assert browser.cookies.get("ticketing_refresh") != old_refresh
     thief = requests.Session()
     thief.cookies.set("ticketing_refresh", old_refresh)
-    assert_error(thief.post(f"{app.url}/api/users/refresh"), 401)
-    assert_error(browser.post(f"{app.url}/api/users/refresh"), 401)  # the whole family is revoked
+    assert_error(thief.post(f"{app.url}/api/users/refresh", json={}), 401)
+    assert_error(browser.post(f"{app.url}/api/users/refresh", json={}), 401)  # the whole family is revoked
 
 
 def test_repeated_failed_signins_get_429(app):

@@ -85,15 +85,15 @@ def test_signout_revokes_and_clears_cookies(client, rpc):
 
 
 def test_refresh_rotates_cookies_or_clears_them(client, rpc):
-    assert client.post("/api/users/refresh").status_code == 401
+    assert client.post("/api/users/refresh", json={}).status_code == 401
     rpc.auth.refresh = lambda token: SESSION
     client.set_cookie("ticketing_refresh", "old")
-    response = client.post("/api/users/refresh")
+    response = client.post("/api/users/refresh", json={})
     assert response.status_code == 200 and "refresh-secret" in cookies(response)["ticketing_refresh"]
 
     def reused(token):
         raise NotAuthorized("Refresh token reuse detected; please sign in again")
 
     rpc.auth.refresh = reused
-    response = client.post("/api/users/refresh")
+    response = client.post("/api/users/refresh", json={})
     assert response.status_code == 401 and "Max-Age=0" in cookies(response)["ticketing_refresh"]
