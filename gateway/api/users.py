@@ -31,7 +31,7 @@ def _signed_in(session: dict, status: int):
 def signup():
     data = body(SignupBody)
     with current_app.rpc.client() as rpc:
-        session = rpc.auth.signup(data.email, data.password)
+        session = rpc.auth.signup(data.email, data.password, request.remote_addr)
     return _signed_in(session, 201)
 
 

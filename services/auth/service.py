@@ -18,16 +18,22 @@ class AuthService(HealthMixin):
     store = Store(Base)
 
     @rpc
-    def signup(self, email, password):
+    def signup(self, email, password, client=None):
+        domain.check_credentials(email, password)  # 400 before anything is counted or hashed
+        if client:
+            with self.store.transaction() as tx:
+                domain.count_signup(tx.session, client)
         with self.store.transaction() as tx:
             return domain.sign_up(tx.session, email, password)
 
     @rpc
     def signin(self, email, password, client=None):
+        email = domain.signin_email(email, password)
+        # counted and committed before the (slow, memory-hard) password check
+        with self.store.transaction() as tx:
+            domain.count_signin_attempt(tx.session, email, client)
         with self.store.transaction() as tx:
             result = domain.sign_in(tx.session, email, password, client)
-            if result is None:
-                domain.record_failure(tx.session, str(email).strip().lower(), client)
         if result is None:
             raise BadRequest("Invalid credentials")
         return result

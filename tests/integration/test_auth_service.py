@@ -46,3 +46,23 @@ def test_revoke_user_stops_refresh_at_once(auth):
     assert auth.revoke_user("EVE@example.com")["revokedTokens"] == 1
     with pytest.raises(NotAuthorized):
         auth.refresh(session["refreshToken"])
+
+
+def test_simultaneous_first_failures_are_all_counted_never_a_500(auth, service_config, database_url):
+    """The throttle counter is one atomic upsert: parallel first attempts on one email all count."""
+    import eventlet
+
+    from services.common.errors import TooManyRequests
+
+    def try_once(n):
+        with ServiceRpcProxy("auth", service_config("auth", database_url)) as rpc:
+            try:
+                rpc.signin("racer@example.com", "wrong-password", f"10.1.0.{n}")
+            except (BadRequest, TooManyRequests) as exc:
+                return type(exc).__name__
+        return "signed in?"
+
+    pool = eventlet.GreenPool(8)
+    answers = list(pool.imap(try_once, range(8)))
+    assert set(answers) <= {"BadRequest", "TooManyRequests"}, answers
+    assert answers.count("BadRequest") >= 1

@@ -42,32 +42,81 @@ def test_signin_with_wrong_password_or_unknown_email_is_the_same_answer(session)
     sign_up(session)
     assert domain.sign_in(session, "ann@example.com", "wrong") is None
     assert domain.sign_in(session, "nobody@example.com", "secret-pass") is None
-    assert domain.sign_in(session, " ANN@example.com ", " secret-pass ")["user"]["email"] == "ann@example.com"
+    email = domain.signin_email(" ANN@example.com ", " secret-pass ")
+    assert domain.sign_in(session, email, " secret-pass ")["user"]["email"] == "ann@example.com"
 
 
-def test_repeated_failures_for_one_email_are_throttled(session):
+def attempt(session, email="ann@example.com", client="1.2.3.4"):
+    domain.count_signin_attempt(session, email, client)
+    session.commit()
+
+
+def blocked_for(session, email="ann@example.com"):
+    row = session.get(models.ThrottleCounter, f"email:{email}")
+    session.refresh(row)
+    return row.blocked_until - row.window_started_at if row.blocked_until else timedelta(0)
+
+
+def test_attempts_on_one_email_wait_a_growing_delay_never_a_lockout(session):
+    for n in range(domain.FREE_ATTEMPTS_PER_EMAIL - 1):
+        attempt(session, client=f"10.0.0.{n}")
+    assert blocked_for(session) == timedelta(0)
+    attempt(session, client="10.0.1.1")  # the 5th: the next one waits 1 s
+    with pytest.raises(TooManyRequests, match="try again in"):
+        attempt(session, client="10.0.1.2")
+    session.rollback()  # as the service's transaction does: a refused attempt is not counted
+    assert session.get(models.ThrottleCounter, "email:ann@example.com").count == domain.FREE_ATTEMPTS_PER_EMAIL
+    assert [domain.email_delay(n).total_seconds() for n in range(4, 13)] == [0, 1, 2, 4, 8, 16, 32, 60, 60]
+
+
+def test_the_owner_gets_in_once_the_short_delay_has_passed_and_the_counter_is_forgotten(session):
     sign_up(session)
-    for _ in range(domain.MAX_FAILURES_PER_EMAIL):
-        assert domain.sign_in(session, "ann@example.com", "wrong", "1.2.3.4") is None
-        domain.record_failure(session, "ann@example.com", "1.2.3.4")
-    with pytest.raises(TooManyRequests):
-        domain.sign_in(session, "ann@example.com", "secret-pass", "5.6.7.8")
+    for n in range(domain.FREE_ATTEMPTS_PER_EMAIL + 3):
+        row = session.get(models.ThrottleCounter, "email:ann@example.com")
+        if row is not None:  # as if the delay had passed
+            row.blocked_until = None
+            session.commit()
+        attempt(session, client=f"10.0.0.{n}")
+    row = session.get(models.ThrottleCounter, "email:ann@example.com")
+    row.blocked_until = domain.utcnow()
+    session.commit()
+    attempt(session, client="5.6.7.8")
+    assert domain.sign_in(session, "ann@example.com", "secret-pass", "5.6.7.8") is not None
+    session.commit()
+    assert session.get(models.ThrottleCounter, "email:ann@example.com") is None
 
 
-def test_repeated_failures_from_one_client_are_throttled(session):
+def test_repeated_attempts_from_one_client_are_throttled(session):
     for n in range(domain.MAX_FAILURES_PER_CLIENT):
-        domain.record_failure(session, f"user{n}@example.com", "9.9.9.9")
+        attempt(session, f"user{n}@example.com", "9.9.9.9")
     with pytest.raises(TooManyRequests):
-        domain.sign_in(session, "fresh@example.com", "whatever", "9.9.9.9")
-    assert domain.sign_in(session, "fresh@example.com", "whatever", "8.8.8.8") is None
+        attempt(session, "fresh@example.com", "9.9.9.9")
+    session.rollback()
+    attempt(session, "fresh@example.com", "8.8.8.8")
 
 
 def test_the_throttle_window_passes(session):
-    for _ in range(domain.MAX_FAILURES_PER_EMAIL):
-        domain.record_failure(session, "ann@example.com", None)
-    row = session.get(models.SigninFailure, "email:ann@example.com")
+    for _ in range(domain.MAX_FAILURES_PER_CLIENT):
+        domain.count(session, "client:9.9.9.9")
+    row = session.get(models.ThrottleCounter, "client:9.9.9.9")
     row.window_started_at -= domain.FAILURE_WINDOW + timedelta(seconds=1)
-    assert domain.sign_in(session, "ann@example.com", "x") is None  # not throttled any more
+    session.commit()
+    assert domain.count(session, "client:9.9.9.9")[0] == 1
+
+
+def test_signups_per_client_are_throttled(session):
+    for _ in range(domain.MAX_SIGNUPS_PER_CLIENT):
+        domain.count_signup(session, "7.7.7.7")
+    with pytest.raises(TooManyRequests):
+        domain.count_signup(session, "7.7.7.7")
+    domain.count_signup(session, "7.7.7.8")
+
+
+def test_sign_in_fields_are_bounded_before_anything_else():
+    for email, password in [("a" * 300 + "@b.co", "long-enough"), ("a@b.co", "x" * 65), ("a\x00@b.co", "pw"),
+                            (None, "pw"), ("a@b.co", 5)]:
+        with pytest.raises(BadRequest, match="Invalid credentials"):
+            domain.signin_email(email, password)
 
 
 def test_refresh_rotates_and_reuse_revokes_the_family(session):
@@ -106,5 +155,6 @@ def test_revoked_user_cannot_refresh_nor_sign_in_until_restored(session):
         domain.refresh(session, first["refreshToken"])
     with pytest.raises(Forbidden):
         domain.sign_in(session, "ann@example.com", "secret-pass")
+    session.rollback()
     domain.restore_user(session, "ann@example.com")
     assert domain.sign_in(session, "ann@example.com", "secret-pass")["user"]["email"] == "ann@example.com"
