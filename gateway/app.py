@@ -8,12 +8,13 @@ from nameko.exceptions import RemoteError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from services.common import config
+from services.common import config, keys
 from services.common.errors import TicketingError
 
 from . import guards, openapi
 from .api import health, tickets, users
 from .http import DecimalJSONProvider
+from .revocations import RevocationList
 from .rpc import RpcPool
 
 log = logging.getLogger(__name__)
@@ -32,13 +33,16 @@ def create_app(overrides: dict | None = None) -> Flask:
         RPC_TIMEOUT=float(config.env("RPC_TIMEOUT", "5")),
         PROXY_COUNT=config.env_int("PROXY_COUNT", 0),
         PUBLIC_URL=config.public_url(),
+        REVOCATION_POLL_SECONDS=float(config.env("REVOCATION_POLL_SECONDS", "1")),
     )
     app.config.update(overrides or {})
-    config.jwt_key()  # fail fast in production without a key; warn in development
+    keys.public_key()  # refuse to start without a proper verifying key, in every environment
 
     if app.config["PROXY_COUNT"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"], x_proto=1, x_host=1)
     app.rpc = app.config.get("RPC_POOL") or RpcPool(app.config["NAMEKO"], timeout=app.config["RPC_TIMEOUT"])
+    app.revocations = RevocationList(app.rpc, app.config["REVOCATION_POLL_SECONDS"])
+    app.revocations.start()
 
     for blueprint in _blueprints():
         app.register_blueprint(blueprint)

@@ -3,6 +3,7 @@
     ticketing up                      every service + gateway + frontend on one origin (PORT, default 8080)
     ticketing run <component>         one component in the foreground (what the container runs)
     ticketing migrate [service ...]   apply schema migrations (default: every service with a database)
+    ticketing keys DIR                write a fresh token key pair and frontend SECRET_KEY (owner-only files)
 """
 from __future__ import annotations
 
@@ -81,15 +82,27 @@ def one_origin():
     """``/api/*`` to the gateway, everything else to the frontend, in one WSGI app.
 
     The frontend calls the gateway over HTTP and names the browser in X-Forwarded-For;
-    the gateway trusts that one hop, so sign-in throttling counts per browser."""
+    the gateway trusts that one hop, so sign-in throttling counts per browser. A browser
+    calling /api directly could send that header too, so it is trusted only on calls
+    that carry this process's frontend token (a random value the frontend adds)."""
+    import secrets
+
     from gateway.app import create_app
 
-    gateway, frontend = create_app({"PROXY_COUNT": 1}), frontend_app()
+    token = secrets.token_urlsafe(24)
+    gateway = create_app({"PROXY_COUNT": 1})
+    frontend = frontend_app()
+    frontend.config["GATEWAY_PROXY_TOKEN"] = token
+    forwarded = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST")
 
     def dispatch(environ, start_response):
         path = environ.get("PATH_INFO", "")
-        target = gateway if path == "/api" or path.startswith("/api/") else frontend
-        return target(environ, start_response)
+        if path == "/api" or path.startswith("/api/"):
+            if not secrets.compare_digest(environ.pop("HTTP_X_TICKETING_FRONTEND", ""), token):
+                for name in forwarded:
+                    environ.pop(name, None)
+            return gateway(environ, start_response)
+        return frontend(environ, start_response)
 
     return dispatch
 
@@ -128,6 +141,8 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("component", choices=COMPONENTS)
     mig = commands.add_parser("migrate", help="apply schema migrations")
     mig.add_argument("services", nargs="*")
+    keys = commands.add_parser("keys", help="write a fresh token key pair and frontend SECRET_KEY to a directory")
+    keys.add_argument("directory")
     rev = commands.add_parser("revision", help="developers: autogenerate a migration from a service's models")
     rev.add_argument("service")
     rev.add_argument("-m", "--message", required=True)
@@ -144,6 +159,13 @@ def main(argv: list[str] | None = None) -> None:
             run_web(args.component)
     elif args.command == "migrate":
         migrate(args.services)
+    elif args.command == "keys":
+        from pathlib import Path
+
+        from services.common.keys import write_keys
+
+        for variable, path in write_keys(Path(args.directory)).items():
+            print(f"{variable}={path}")
     elif args.command == "revision":
         import tempfile
 

@@ -1,22 +1,24 @@
 """Auth rules: sign-up, sign-in with throttling, rotating refresh tokens with reuse detection."""
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import case, delete, literal, null, select, update
+from sqlalchemy import case, delete, func, literal, null, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from services.common import config, tokens
+from services.common import config, keys, tokens
 from services.common.errors import BadRequest, Forbidden, NotAuthorized, NotFound, TooManyRequests
 from services.common.store import UTCDateTime, utcnow
 from services.common.validation import MAX_EMAIL_LENGTH, Email, Input, Password, forbidden_character, validate
 
 from . import passwords
-from .models import RefreshToken, ThrottleCounter, User, new_id
+from .models import RefreshToken, Revocation, ThrottleCounter, User, new_id
 
 #: Sign-in attempts are counted per email and per client address *before* the password is
 #: checked (so a burst of parallel guesses is counted too); a success forgets them again.
@@ -25,7 +27,7 @@ from .models import RefreshToken, ThrottleCounter, User, new_id
 FREE_ATTEMPTS_PER_EMAIL = 5
 MAX_EMAIL_DELAY = timedelta(seconds=config.env_int("AUTH_MAX_EMAIL_DELAY_SECONDS", 60))
 #: per client address, a hard limit per window (an attacker's own address, not a victim's account)
-MAX_FAILURES_PER_CLIENT = 20
+MAX_FAILURES_PER_CLIENT = config.env_int("AUTH_MAX_FAILURES_PER_CLIENT", 20)
 #: sign-ups per client address per window (each costs a memory-hard hash)
 MAX_SIGNUPS_PER_CLIENT = config.env_int("AUTH_MAX_SIGNUPS_PER_CLIENT", 10)
 FAILURE_WINDOW = timedelta(minutes=15)
@@ -44,18 +46,31 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_session(session, user: User, family_id: str | None = None) -> dict:
+def issue_session(session, user: User, family_id: str | None = None, refresh: str | None = None) -> dict:
     """Access token + a new refresh token (stored hashed) for ``user``."""
-    refresh = secrets.token_urlsafe(32)
+    refresh = refresh or secrets.token_urlsafe(32)
+    family_id = family_id or new_id()
     session.add(RefreshToken(
-        id=new_id(), user_id=user.id, family_id=family_id or new_id(), token_hash=_hash_token(refresh),
+        id=new_id(), user_id=user.id, family_id=family_id, token_hash=_hash_token(refresh),
         expires_at=utcnow() + timedelta(seconds=config.refresh_token_ttl()),
     ))
+    return _session_of(user, family_id, refresh)
+
+
+def _session_of(user: User, family_id: str, refresh: str) -> dict:
     return {
         "user": user.to_dict(),
-        "accessToken": tokens.issue_access_token(user.id, user.email),
+        "accessToken": tokens.issue_access_token(user.id, user.email, session_id=family_id),
         "refreshToken": refresh,
     }
+
+
+def successor_of(presented: str) -> str:
+    """The refresh token that replaces ``presented``: derived from it with a key only auth holds,
+    so a second tab refreshing with the same token within the grace window gets the very same
+    successor (nothing but its hash is stored)."""
+    digest = hmac.new(keys.derived_secret("refresh-successor"), presented.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def check_credentials(email, password) -> Credentials:
@@ -162,23 +177,35 @@ def sign_in(session, email: str, password: str, client: str | None = None) -> di
     return issue_session(session, user)
 
 
-def refresh(session, presented: str) -> dict:
-    """Rotate a refresh token. Presenting a rotated one again revokes its whole family."""
-    if not isinstance(presented, str) or not presented:
+def refresh(session, presented: str) -> dict | None:
+    """Rotate a refresh token. Presenting a rotated one again within REFRESH_GRACE_SECONDS (two
+    tabs refreshing together) gives the same successor; later, it is reuse: the whole family is
+    revoked (returns None; the caller commits that, then refuses)."""
+    if not isinstance(presented, str) or not presented or len(presented) > 200:
         raise NotAuthorized()
     token = session.scalars(select(RefreshToken).where(RefreshToken.token_hash == _hash_token(presented))
                             .with_for_update()).first()
     now = utcnow()
     if token is None or token.revoked_at is not None or token.expires_at <= now:
         raise NotAuthorized()
-    if token.rotated_at is not None:
-        revoke_family(session, token.family_id)
-        return None  # the caller commits the revocation, then refuses
     user = session.get(User, token.user_id)
     if user is None or user.revoked_at is not None:
         raise NotAuthorized()
+    successor = successor_of(presented)
+    if token.rotated_at is not None:
+        if now - token.rotated_at <= timedelta(seconds=refresh_grace_seconds()):
+            current = session.scalars(select(RefreshToken).where(
+                RefreshToken.token_hash == _hash_token(successor))).first()
+            if current is not None and current.revoked_at is None:
+                return _session_of(user, token.family_id, successor)
+        revoke_family(session, token.family_id)
+        return None
     token.rotated_at = now
-    return issue_session(session, user, family_id=token.family_id)
+    return issue_session(session, user, family_id=token.family_id, refresh=successor)
+
+
+def refresh_grace_seconds() -> int:
+    return config.env_int("REFRESH_GRACE_SECONDS", 10)
 
 
 def revoke_family(session, family_id: str) -> None:
@@ -187,11 +214,14 @@ def revoke_family(session, family_id: str) -> None:
 
 
 def sign_out(session, presented: str | None) -> None:
-    if not presented:
+    """Revoke the session of ``presented``: its refresh tokens now, its access tokens at the
+    gateways within seconds (a revocation they pull)."""
+    if not presented or not isinstance(presented, str):
         return
     token = session.scalars(select(RefreshToken).where(RefreshToken.token_hash == _hash_token(presented))).first()
     if token is not None:
         revoke_family(session, token.family_id)
+        session.add(Revocation(user_id=token.user_id, session_id=token.family_id, not_before=utcnow()))
 
 
 def revoke_user(session, email: str) -> dict:
@@ -202,6 +232,7 @@ def revoke_user(session, email: str) -> dict:
     result = session.execute(update(RefreshToken).where(RefreshToken.user_id == user.id,
                                                         RefreshToken.revoked_at.is_(None))
                              .values(revoked_at=utcnow()))
+    session.add(Revocation(user_id=user.id, session_id=None, not_before=user.revoked_at))
     return {"user": user.to_dict(), "revokedTokens": result.rowcount}
 
 
@@ -211,3 +242,14 @@ def restore_user(session, email: str) -> dict:
         raise NotFound("User not found")
     user.revoked_at = None
     return user.to_dict()
+
+
+def revocations_since(session, after: int = 0, limit: int = 1000) -> dict:
+    """Revocations newer than id ``after`` that can still matter (an access token lives
+    ACCESS_TOKEN_TTL + leeway): what a gateway pulls to refuse revoked access tokens."""
+    horizon = utcnow() - timedelta(seconds=config.access_token_ttl() + tokens.leeway())
+    after = after if isinstance(after, int) and not isinstance(after, bool) else 0
+    rows = session.scalars(select(Revocation).where(Revocation.id > after, Revocation.created_at >= horizon)
+                           .order_by(Revocation.id).limit(limit)).all()
+    last = rows[-1].id if rows else max(after, session.scalar(select(func.max(Revocation.id))) or 0)
+    return {"revocations": [row.to_dict() for row in rows], "last": last}

@@ -62,3 +62,21 @@ class ThrottleCounter(Base):
     count: Mapped[int] = mapped_column(Integer, default=0)
     #: per-email key: no attempt before this time (a delay that grows with each failure)
     blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Revocation(Base):
+    """A user revoked (``session_id`` None: every access token issued until ``not_before``) or one
+    signed-out session (its access tokens). Gateways pull these to refuse such tokens within
+    seconds rather than at their expiry."""
+
+    __tablename__ = "revocations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(32))
+    session_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "userId": self.user_id, "sessionId": self.session_id,
+                "notBefore": self.not_before.timestamp()}

@@ -1,7 +1,10 @@
 """The auth service: users and refresh tokens. The gateway verifies access tokens itself."""
 from __future__ import annotations
 
+from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
+
+from services.common import keys
 
 from services.common.errors import BadRequest, NotAuthorized, NotFound
 from services.common.health import HealthMixin
@@ -12,10 +15,18 @@ from . import domain
 from .models import Base, User
 
 
+class SigningKey(DependencyProvider):
+    """Refuses to start auth without a proper private key (missing, placeholder, too weak)."""
+
+    def setup(self):
+        keys.private_key()
+
+
 class AuthService(HealthMixin):
     name = "auth"
 
     store = Store(Base)
+    signing_key = SigningKey()
 
     @rpc
     def signup(self, email, password, client=None):
@@ -59,6 +70,13 @@ class AuthService(HealthMixin):
             if user is None:
                 raise NotFound("User not found")
             return user.to_dict()
+
+    @rpc
+    def revocations_since(self, after=0):
+        """Gateways: revoked users and signed-out sessions (ids > ``after``) whose access tokens
+        may still be alive; each gateway pulls these every second or so."""
+        with self.store.read() as session:
+            return domain.revocations_since(session, after)
 
     @rpc
     def revoke_user(self, email):

@@ -17,7 +17,8 @@ def auth(container_factory, service_config, database_url):
         yield rpc
 
 
-def test_signup_signin_refresh_and_reuse(auth):
+def test_signup_signin_refresh_and_reuse(auth, monkeypatch):
+    monkeypatch.setenv("REFRESH_GRACE_SECONDS", "0")  # any second use is reuse
     signed_up = auth.signup("Ann@Example.com", "secret-pass")
     assert signed_up["user"]["email"] == "ann@example.com"
     with pytest.raises(BadRequest, match="Email in use"):
@@ -37,7 +38,7 @@ def test_failures_are_recorded_even_though_signin_fails(auth):
     for _ in range(5):
         with pytest.raises(BadRequest, match="Invalid credentials"):
             auth.signin("bob@example.com", "wrong", "10.0.0.2")
-    with pytest.raises(TooManyRequests):
+    with pytest.raises(TooManyRequests, match="try again in"):
         auth.signin("bob@example.com", "secret-pass", "10.0.0.3")
 
 

@@ -119,11 +119,18 @@ def test_sign_in_fields_are_bounded_before_anything_else():
             domain.signin_email(email, password)
 
 
+def past_the_grace_window(session):
+    for token in session.query(models.RefreshToken).filter(models.RefreshToken.rotated_at.isnot(None)):
+        token.rotated_at -= timedelta(seconds=domain.refresh_grace_seconds() + 1)
+    session.commit()
+
+
 def test_refresh_rotates_and_reuse_revokes_the_family(session):
     first = sign_up(session)
     second = domain.refresh(session, first["refreshToken"])
     session.commit()
     assert second["refreshToken"] != first["refreshToken"]
+    past_the_grace_window(session)
     # the old one presented again: reuse -> the whole family, including the new one, is revoked
     assert domain.refresh(session, first["refreshToken"]) is None
     session.commit()
@@ -158,3 +165,38 @@ def test_revoked_user_cannot_refresh_nor_sign_in_until_restored(session):
     session.rollback()
     domain.restore_user(session, "ann@example.com")
     assert domain.sign_in(session, "ann@example.com", "secret-pass")["user"]["email"] == "ann@example.com"
+
+
+def test_two_tabs_refreshing_with_one_token_within_the_grace_window_get_the_same_successor(session):
+    first = sign_up(session)
+    tab_a = domain.refresh(session, first["refreshToken"])
+    session.commit()
+    tab_b = domain.refresh(session, first["refreshToken"])
+    session.commit()
+    assert tab_b["refreshToken"] == tab_a["refreshToken"] != first["refreshToken"]
+    assert tokens.verify_access_token(tab_b["accessToken"])["email"] == "ann@example.com"
+    assert domain.refresh(session, tab_b["refreshToken"]) is not None  # the family lives on
+    assert session.query(models.RefreshToken).filter(models.RefreshToken.revoked_at.isnot(None)).count() == 0
+
+
+def test_successors_cannot_be_guessed_without_auths_key(session, monkeypatch):
+    from services.common import keys
+
+    first = sign_up(session)
+    successor = domain.successor_of(first["refreshToken"])
+    private, public = keys.new_key_pair()
+    monkeypatch.setenv("JWT_PRIVATE_KEY", private)
+    assert domain.successor_of(first["refreshToken"]) != successor
+
+
+def test_sign_out_and_revoke_user_are_published_as_revocations(session):
+    first = sign_up(session)
+    domain.sign_out(session, first["refreshToken"])
+    second = sign_up(session, "bob@example.com")
+    domain.revoke_user(session, "bob@example.com")
+    session.commit()
+    page = domain.revocations_since(session, 0)
+    sid = tokens.access_claims(first["accessToken"])["sid"]
+    assert [(r["userId"], r["sessionId"]) for r in page["revocations"]] == [
+        (first["user"]["id"], sid), (second["user"]["id"], None)]
+    assert domain.revocations_since(session, page["last"]) == {"revocations": [], "last": page["last"]}

@@ -442,7 +442,7 @@ def main(argv=None):
     state = FakeGatewayState()
     state.expiration_window = args.expiration_window
     url = f"http://127.0.0.1:{args.port}"
-    frontend = create_app({"GATEWAY_URL": url, "SECRET_KEY": "fake-gateway-dev"})
+    frontend = create_app({"GATEWAY_URL": url, "SECRET_KEY": "frontend-unit-secret-0123456789abcdef"})
     server = make_server("127.0.0.1", args.port, one_origin(frontend, create_fake_gateway(state)), threaded=True)
     print(f"frontend + fake gateway on {url}", flush=True)
     server.serve_forever()

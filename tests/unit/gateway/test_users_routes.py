@@ -24,9 +24,8 @@ def test_cookies_are_secure_in_production(rpc, monkeypatch):
     from gateway.app import create_app
 
     monkeypatch.setenv("TICKETING_ENV", "production")
-    monkeypatch.setenv("JWT_KEY", "production-test-key-0123456789abcdef0123")
     rpc.auth.signup = lambda email, password, client: SESSION
-    app = create_app({"RPC_POOL": rpc})
+    app = create_app({"RPC_POOL": rpc, "REVOCATION_POLL_SECONDS": 0})
     response = app.test_client().post("/api/users/signup", json={"email": "a@b.co", "password": "pass-word"})
     assert all("Secure" in c for c in cookies(response).values())
 
