@@ -55,7 +55,7 @@ def show_ticket(ticket_id):
 def create_ticket(user):
     data = body(TicketBody)
     with current_app.rpc.client() as rpc:
-        ticket = rpc.tickets.create_ticket(user["id"], data.title, str(data.price), request_id(user["id"]))
+        ticket = rpc.tickets.create_user_ticket(user["id"], data.title, str(data.price), request_id(user["id"]))
     return jsonify(present_ticket(ticket)), 201
 
 
@@ -65,5 +65,5 @@ def update_ticket(user, ticket_id):
     ticket_id = path_id(ticket_id, "Ticket")
     data = body(TicketBody)
     with current_app.rpc.client() as rpc:
-        ticket = rpc.tickets.update_ticket(ticket_id, user["id"], data.title, str(data.price))
+        ticket = rpc.tickets.update_user_ticket(user["id"], ticket_id, data.title, str(data.price))
     return jsonify(present_ticket(ticket))

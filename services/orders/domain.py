@@ -71,6 +71,17 @@ def orders_of(session, user_id: str) -> list[Order]:
 
 # -- creating ----------------------------------------------------------------
 
+def find_orders(session, user_id=None, status=None, limit=50) -> list[Order]:
+    """Operators: orders newest first, optionally of one user and/or in one status."""
+    query = select(Order)
+    if user_id is not None:
+        query = query.where(Order.user_id == str(user_id))
+    if status is not None:
+        query = query.where(Order.status == str(status))
+    limit = max(1, min(int(limit), 500))
+    return list(session.scalars(query.order_by(Order.created_at.desc(), Order.id.desc()).limit(limit)))
+
+
 def reserve_ticket(tx, user_id: str, user_email: str, ticket_id, window_seconds: float,
                    now: datetime | None = None) -> Order:
     data = validate(OrderInput, {"ticketId": ticket_id})

@@ -9,7 +9,9 @@ from nameko.timer import timer
 from services.common import config, events
 from services.common.handlers import handles
 from services.common.health import HealthMixin
+from services.common.errors import Forbidden
 from services.common.store import Store
+from services.common.validation import is_valid_id
 
 from . import domain
 from .models import Base, OutboxMessage, ProcessedEvent
@@ -32,7 +34,7 @@ class OrdersService(HealthMixin):
     store = Store(Base, OutboxMessage, ProcessedEvent)
     payments = RpcProxy("payments")
 
-    # -- the gateway ---------------------------------------------------------
+    # -- the gateway: user-facing, the acting user's id first -------------------
     @rpc
     def create_order(self, user_id, user_email, ticket_id):
         with self.store.transaction() as tx:
@@ -40,23 +42,40 @@ class OrdersService(HealthMixin):
             return order.to_dict()
 
     @rpc
-    def list_orders(self, user_id):
+    def list_user_orders(self, user_id):
+        """The gateway: the acting user's orders, oldest first."""
         with self.store.read() as session:
-            return [order.to_dict() for order in domain.orders_of(session, user_id)]
+            return [order.to_dict() for order in domain.orders_of(session, _user(user_id))]
 
     @rpc
-    def get_order(self, order_id, user_id=None):
-        """The buyer's view (``user_id``: 403 for someone else's) or, without it, an operator's."""
+    def get_user_order(self, user_id, order_id):
+        """The gateway: one order of the acting user (403 for someone else's)."""
         with self.store.read() as session:
-            if user_id is None:
-                return domain.find(session, order_id).to_dict()
-            return domain.show_order(session, order_id, user_id).to_dict()
+            return domain.show_order(session, order_id, _user(user_id)).to_dict()
 
     @rpc
-    def cancel_order(self, order_id, user_id=None):
-        """The buyer's cancel (``user_id``: owner only) or, without it, an operator's."""
+    def cancel_user_order(self, user_id, order_id):
+        """The gateway: the buyer cancels their own order."""
         with self.store.transaction() as tx:
-            return domain.cancel_order(tx, order_id, user_id).to_dict()
+            return domain.cancel_order(tx, order_id, _user(user_id)).to_dict()
+
+    # -- operators (no acting user; the broker lets only operators and services call these) --
+    @rpc
+    def get_order(self, order_id):
+        with self.store.read() as session:
+            return domain.find(session, order_id).to_dict()
+
+    @rpc
+    def cancel_order(self, order_id):
+        """Releases the ticket; 409 if complete or being paid."""
+        with self.store.transaction() as tx:
+            return domain.cancel_order(tx, order_id, None).to_dict()
+
+    @rpc
+    def find_orders(self, user_id=None, status=None, limit=50):
+        """Orders, newest first, optionally of one user and/or in one status (at most 500)."""
+        with self.store.read() as session:
+            return [order.to_dict() for order in domain.find_orders(session, user_id, status, limit)]
 
     # -- payments --------------------------------------------------------------
     @rpc
@@ -126,3 +145,10 @@ class OrdersService(HealthMixin):
                             order_id, HOLD_TIMEOUT_SECONDS, order.status)
             except Exception:
                 log.exception("could not release the hold on order %s; next round", order_id)
+
+
+def _user(user_id) -> str:
+    """A user-facing RPC always acts for someone: a missing id is a bug, never an operator."""
+    if not is_valid_id(user_id):
+        raise Forbidden("An acting user is required")
+    return user_id

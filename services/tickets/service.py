@@ -6,7 +6,9 @@ from nameko.rpc import rpc
 from services.common import events
 from services.common.handlers import handles
 from services.common.health import HealthMixin
+from services.common.errors import Forbidden
 from services.common.store import Store
+from services.common.validation import is_valid_id
 
 from . import domain
 from .models import Base, OutboxMessage, ProcessedEvent
@@ -17,15 +19,18 @@ class TicketsService(HealthMixin):
 
     store = Store(Base, OutboxMessage, ProcessedEvent)
 
+    # -- the gateway: user-facing, the acting user's id first ------------------
     @rpc
-    def create_ticket(self, user_id, title, price, request_id=None):
+    def create_user_ticket(self, user_id, title, price, request_id=None):
         with self.store.transaction() as tx:
-            return domain.list_ticket(tx, user_id, title, price, request_id).to_dict()
+            return domain.list_ticket(tx, _user(user_id), title, price, request_id).to_dict()
 
     @rpc
-    def update_ticket(self, ticket_id, user_id, title, price):
+    def update_user_ticket(self, user_id, ticket_id, title, price):
         with self.store.transaction() as tx:
-            return domain.edit_ticket(tx, ticket_id, user_id, title, price).to_dict()
+            return domain.edit_ticket(tx, ticket_id, _user(user_id), title, price).to_dict()
+
+    # -- public reads (the gateway) and operators ----------------------------
 
     @rpc
     def get_ticket(self, ticket_id):
@@ -49,3 +54,10 @@ class TicketsService(HealthMixin):
     @handles(events.ORDER_COMPLETED)
     def on_order_completed(self, tx, event):
         domain.mark_sold(tx, event.ticket.id, event.id)
+
+
+def _user(user_id) -> str:
+    """A user-facing RPC always acts for someone: a missing id is a bug, never an operator."""
+    if not is_valid_id(user_id):
+        raise Forbidden("An acting user is required")
+    return user_id

@@ -52,7 +52,7 @@ def test_an_over_long_email_is_a_400_before_any_rpc(client, rpc, route):
 
 
 def test_idempotency_keys_are_scoped_to_the_user(client, signed_in, rpc):
-    rpc.tickets.create_ticket = lambda user, title, price, request_id: {
+    rpc.tickets.create_user_ticket = lambda user, title, price, request_id: {
         "id": "c" * 32, "title": title, "price": price, "userId": user, "version": 0, "orderId": None}
     headers = {"Idempotency-Key": "same-key"}
     for user in (ALICE, BOB, ALICE):

@@ -30,11 +30,10 @@ def everything_works(rpc):
     rpc.auth.signin = lambda *a: SESSION
     rpc.auth.signout = lambda *a: {}
     rpc.auth.refresh = lambda *a: SESSION
-    rpc.tickets.create_ticket = lambda *a: ticket
-    rpc.tickets.update_ticket = lambda *a: ticket
+    rpc.tickets.create_user_ticket = lambda *a: ticket
+    rpc.tickets.update_user_ticket = lambda *a: ticket
     rpc.orders.create_order = lambda *a: order
     rpc.orders.create_user_order = lambda *a: order
-    rpc.orders.cancel_order = lambda *a: order
     rpc.orders.cancel_user_order = lambda *a: order
     rpc.payments.charge = lambda *a: {"id": "p" * 32}
     return rpc
