@@ -2,7 +2,8 @@
 
 So only auth can mint a token; a gateway (the internet-facing part) that leaks
 leaks nothing that signs. Keys are PEM (Ed25519, or RSA of at least 2048 bits)
-in ``JWT_PRIVATE_KEY`` / ``JWT_PUBLIC_KEY`` or in the files named by
+in ``JWT_PRIVATE_KEY`` / ``JWT_PUBLIC_KEY`` (the public key, or a certificate of
+it) or in the files named by
 ``JWT_PRIVATE_KEY_FILE`` / ``JWT_PUBLIC_KEY_FILE``. A missing or unreadable key
 stops the process at start, in every environment. ``ticketing keys DIR`` writes
 a fresh pair (and a frontend ``SECRET_KEY``); ``ticketing up`` makes them per run.
@@ -15,6 +16,7 @@ import os
 import secrets
 from pathlib import Path
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
@@ -44,7 +46,10 @@ def _load_private(value: str):
 @functools.lru_cache(maxsize=4)
 def _load_public(value: str):
     try:
-        key = serialization.load_pem_public_key(_pem(value))
+        if "BEGIN CERTIFICATE" in value:  # a certificate of the key (what the Helm chart can generate)
+            key = x509.load_pem_x509_certificate(_pem(value)).public_key()
+        else:
+            key = serialization.load_pem_public_key(_pem(value))
     except (ValueError, TypeError):
         raise ConfigurationError("JWT_PUBLIC_KEY is not a PEM public key") from None
     _check_kind(key, "JWT_PUBLIC_KEY")

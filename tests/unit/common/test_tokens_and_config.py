@@ -78,3 +78,27 @@ def test_expiration_window_must_be_positive(monkeypatch):
         monkeypatch.setenv("EXPIRATION_WINDOW_SECONDS", bad)
         with pytest.raises(config.ConfigurationError):
             config.expiration_window_seconds()
+
+
+def test_the_public_key_may_come_as_a_certificate(monkeypatch):
+    """The Helm chart generates the pair as a key and a self-signed certificate of it."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.x509.oid import NameOID
+
+    from services.common import keys
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ticketing-auth")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, None))
+    monkeypatch.setenv("JWT_PRIVATE_KEY", key.private_bytes(serialization.Encoding.PEM,
+                                                            serialization.PrivateFormat.PKCS8,
+                                                            serialization.NoEncryption()).decode())
+    monkeypatch.setenv("JWT_PUBLIC_KEY", cert.public_bytes(serialization.Encoding.PEM).decode())
+    assert tokens.verify_access_token(tokens.issue_access_token("u", "a@b.co"))["id"] == "u"
