@@ -4,6 +4,7 @@
     ticketing run <component>         one component in the foreground (what the container runs)
     ticketing migrate [service ...]   apply schema migrations (default: every service with a database)
     ticketing keys DIR                write a fresh token key pair and frontend SECRET_KEY (owner-only files)
+    ticketing broker-users            one RabbitMQ user per component, limited to its own queues and RPCs
 """
 from __future__ import annotations
 
@@ -132,6 +133,27 @@ def migrate(names: list[str]) -> None:
         print(f"migrated {name}")
 
 
+def broker_users() -> None:
+    """Apply services.common.broker_users: RABBITMQ_MANAGEMENT_URL, RABBITMQ_ADMIN_USER/PASSWORD,
+    RABBITMQ_VHOST (default /), and for each component <COMPONENT>_AMQP_PASSWORD (user
+    ``ticketing-<component>``, or <COMPONENT>_AMQP_USER)."""
+    import requests
+
+    from services.common import broker_users as rules
+    from services.common.config import env
+
+    http = requests.Session()
+    http.auth = (env("RABBITMQ_ADMIN_USER", "guest"), env("RABBITMQ_ADMIN_PASSWORD", "guest"))
+    url, vhost = env("RABBITMQ_MANAGEMENT_URL", "http://localhost:15672"), env("RABBITMQ_VHOST", "/")
+    for component in rules.COMPONENTS:
+        password = env(f"{component.upper()}_AMQP_PASSWORD")
+        if not password:
+            raise SystemExit(f"{component.upper()}_AMQP_PASSWORD is not set")
+        user = env(f"{component.upper()}_AMQP_USER", f"ticketing-{component}")
+        rules.apply(http, url, vhost, user, password, component)
+        print(f"broker user {user}: {component}'s permissions on vhost {vhost}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="ticketing", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -143,6 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     mig.add_argument("services", nargs="*")
     keys = commands.add_parser("keys", help="write a fresh token key pair and frontend SECRET_KEY to a directory")
     keys.add_argument("directory")
+    commands.add_parser("broker-users", help="create each component's RabbitMQ user with only its own permissions "
+                                             "(management API; settings from the environment)")
     rev = commands.add_parser("revision", help="developers: autogenerate a migration from a service's models")
     rev.add_argument("service")
     rev.add_argument("-m", "--message", required=True)
@@ -159,6 +183,8 @@ def main(argv: list[str] | None = None) -> None:
             run_web(args.component)
     elif args.command == "migrate":
         migrate(args.services)
+    elif args.command == "broker-users":
+        broker_users()
     elif args.command == "keys":
         from pathlib import Path
 

@@ -532,8 +532,9 @@ def test_in_chart_postgresql_creates_one_database_per_service():
     init = by_name(objects, "ConfigMap")["shop-ticketing-postgresql-init"]["data"]["10-init-databases.sql"]
     created = re.findall(r"CREATE DATABASE (\w+);", init)
     assert created == [f"ticketing_{s}" for s in DATABASE_SERVICES]
-    compose_sql = (REPO / "deploy" / "postgres" / "init-databases.sql").read_text()
-    assert re.findall(r"CREATE DATABASE (\w+);", compose_sql) == created
+    compose_script = (REPO / "deploy" / "postgres" / "init-roles.sh").read_text()
+    listed = re.search(r"for service in (.+); do", compose_script).group(1).split()
+    assert [f"ticketing_{s}" for s in listed] == created
     for d in of_kind(objects, "Deployment"):
         for var in env_list(container(d)):
             if var["name"].endswith("_DATABASE_URL"):
