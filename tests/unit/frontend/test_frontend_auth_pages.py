@@ -182,3 +182,16 @@ def test_the_frontend_keeps_its_own_session_cookie_to_itself(visitor, fake):
     visitor.get("/")
     assert fake.calls and all("frontend_session" not in cookies for _, _, cookies in fake.calls)
     assert all("access_token=" in cookies for _, _, cookies in fake.calls)
+
+
+def test_the_csrf_test_covers_every_form_the_frontend_accepts(make_app):
+    """If a new POST route appears, the test above must list it (and so prove it refuses forgeries)."""
+    import inspect
+
+    source = inspect.getsource(test_forms_without_a_csrf_token_are_refused)
+    app = make_app()
+    posted = sorted(rule.rule for rule in app.url_map.iter_rules() if "POST" in rule.methods)
+    assert posted, "no forms?"
+    for rule in posted:
+        shape = rule.replace("<ticket_id>", "{ticket['id']}").replace("<order_id>", "abc")
+        assert f'"{shape}"' in source, f"{rule} is not in the CSRF test"
