@@ -1,4 +1,4 @@
-"""Configuration from the environment (SPEC "Configuration").
+"""Configuration from the environment (README: Configuration).
 
 One place reads the environment; everything else asks this module. Nameko
 services get a nameko config dict built from it (:func:`nameko_config`).
