@@ -130,13 +130,14 @@ def _parse_set_cookie(header: str) -> tuple[str, str, bool]:
 
 
 class Gateway:
-    def __init__(self, base_url, http, cookies, timeout, budget, forwarded_for=None):
+    def __init__(self, base_url, http, cookies, timeout, budget, forwarded_for=None, proxy_token=None):
         self.base_url = base_url
         self.http = http
         self.cookies = dict(cookies)
         self.timeout = timeout
         self.deadline = time.monotonic() + budget
         self.forwarded_for = forwarded_for
+        self.proxy_token = proxy_token
         self.set_cookie_headers: list[str] = []
         self._refresh_tried = False
         self._current_user_loaded = False
@@ -173,6 +174,8 @@ class Gateway:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         if self.forwarded_for:
             headers["X-Forwarded-For"] = self.forwarded_for
+            if self.proxy_token:  # `ticketing up`: proves the header comes from us, not a browser
+                headers["X-Ticketing-Frontend"] = self.proxy_token
         if logs.correlation_id():  # the page's log lines and the API's share one id
             headers[logs.REQUEST_ID_HEADER] = logs.correlation_id()
         data = None
@@ -278,5 +281,6 @@ def gateway() -> Gateway:
             timeout=config["GATEWAY_TIMEOUT"],
             budget=config["GATEWAY_PAGE_BUDGET"],
             forwarded_for=request.remote_addr,
+            proxy_token=config.get("GATEWAY_PROXY_TOKEN"),
         )
     return g.gateway

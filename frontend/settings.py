@@ -6,9 +6,10 @@ dict override any key (tests point GATEWAY_URL at a fake gateway this way).
 import logging
 import os
 
+from services.common.config import require_secret, secret
+
 log = logging.getLogger(__name__)
 
-DEV_SECRET_KEY = "dev-only-insecure-frontend-secret"
 
 
 def settings_from_env(environ=None) -> dict:
@@ -25,26 +26,17 @@ def settings_from_env(environ=None) -> dict:
         "GATEWAY_PAGE_BUDGET": float(env.get("GATEWAY_PAGE_BUDGET", "6")),
         # A charge talks to the card processor: give it longer before giving up.
         "PAYMENT_TIMEOUT": float(env.get("PAYMENT_TIMEOUT", "15")),
-        "SECRET_KEY": env.get("SECRET_KEY") or None,
+        "SECRET_KEY": (env.get("SECRET_KEY") or None) if environ is not None else secret("SECRET_KEY"),
         "STRIPE_PUBLISHABLE_KEY": env.get("STRIPE_PUBLISHABLE_KEY") or None,
         "TICKETS_PAGE_SIZE": int(env.get("TICKETS_PAGE_SIZE", "24")),
     }
 
 
 def finalise(config: dict) -> dict:
-    """Fill in derived settings and refuse an unsafe production set-up."""
+    """Fill in derived settings and refuse an unsafe set-up: a missing, placeholder or short
+    SECRET_KEY stops the frontend in every environment (it signs sessions and CSRF tokens)."""
     production = config.get("TICKETING_ENV") == "production"
-    if not config.get("SECRET_KEY"):
-        if production:
-            raise RuntimeError(
-                "SECRET_KEY must be set when TICKETING_ENV=production "
-                "(it signs the frontend's session and CSRF tokens)"
-            )
-        log.warning(
-            "SECRET_KEY is not set: using an insecure development default. "
-            "Set SECRET_KEY outside local development."
-        )
-        config["SECRET_KEY"] = DEV_SECRET_KEY
+    config["SECRET_KEY"] = require_secret("SECRET_KEY", config.get("SECRET_KEY"))
     config.setdefault("SESSION_COOKIE_NAME", "frontend_session")
     config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")

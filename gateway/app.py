@@ -8,12 +8,13 @@ from nameko.exceptions import RemoteError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from services.common import config, web
+from services.common import config, keys, web
 from services.common.errors import TicketingError
 
-from . import openapi
+from . import guards, openapi
 from .api import health, orders, payments, tickets, users
 from .http import DecimalJSONProvider
+from .revocations import RevocationList
 from .rpc import RpcPool
 
 log = logging.getLogger(__name__)
@@ -31,13 +32,17 @@ def create_app(overrides: dict | None = None) -> Flask:
         NAMEKO=config.nameko_config(),
         RPC_TIMEOUT=float(config.env("RPC_TIMEOUT", "5")),
         PROXY_COUNT=config.env_int("PROXY_COUNT", 0),
+        PUBLIC_URL=config.public_url(),
+        REVOCATION_POLL_SECONDS=float(config.env("REVOCATION_POLL_SECONDS", "1")),
     )
     app.config.update(overrides or {})
-    config.jwt_key()  # fail fast in production without a key; warn in development
+    keys.public_key()  # refuse to start without a proper verifying key, in every environment
 
     if app.config["PROXY_COUNT"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"], x_proto=1, x_host=1)
     app.rpc = app.config.get("RPC_POOL") or RpcPool(app.config["NAMEKO"], timeout=app.config["RPC_TIMEOUT"])
+    app.revocations = RevocationList(app.rpc, app.config["REVOCATION_POLL_SECONDS"])
+    app.revocations.start()
 
     web.instrument(app, "gateway")
     for blueprint in _blueprints():
@@ -72,6 +77,8 @@ def _register_errors(app: Flask) -> None:
     def reject_large_bodies():
         if request.content_length is not None and request.content_length > MAX_BODY:
             raise RequestEntityTooLarge()
+
+    app.before_request(guards.refuse_cross_site_and_non_json)
 
     @app.errorhandler(TicketingError)
     def ticketing_error(exc: TicketingError):

@@ -1,6 +1,7 @@
 """Request parsing and response shaping shared by the blueprints."""
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from decimal import Decimal
@@ -27,6 +28,10 @@ class DecimalJSONProvider(DefaultJSONProvider):
         return json.loads(s, **kwargs)
 
 
+#: no request body of ours nests deeper than this; deeper ones are refused before validation
+MAX_JSON_DEPTH = 20
+
+
 def body(model: type[Input]):
     """The request's JSON body validated by ``model``; 400 with ``field`` otherwise."""
     raw = request.get_data(cache=True)
@@ -35,9 +40,24 @@ def body(model: type[Input]):
     else:
         try:
             data = current_app.json.loads(raw)
+        except RecursionError:  # nesting deeper than the parser's own stack
+            raise BadRequest("Request body is nested too deeply") from None
         except (ValueError, UnicodeDecodeError):
             raise BadRequest("Request body must be valid JSON") from None
+        if json_depth(data) > MAX_JSON_DEPTH:
+            raise BadRequest("Request body is nested too deeply")
     return validate(model, data)
+
+
+def json_depth(value) -> int:
+    """How deeply ``value`` nests lists and objects (iteratively: no recursion to exhaust)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def path_id(value: str, what: str) -> str:
@@ -59,8 +79,11 @@ def present_order(order: dict) -> dict:
     return {**order, "ticket": present_ticket(order["ticket"])}
 
 
-def request_id() -> str:
-    """Idempotency key of a create: the client's ``Idempotency-Key`` (scoped to the user by the
-    service), else a fresh one, so that a redelivered RPC does not create twice."""
+def request_id(user_id: str) -> str:
+    """Idempotency key of a create: the client's ``Idempotency-Key`` scoped to the acting user
+    (a digest of both, so two users sending the same key never meet), else a fresh one, so that a
+    redelivered RPC does not create twice."""
     key = request.headers.get("Idempotency-Key", "").strip()
-    return key[:64] if key else uuid.uuid4().hex
+    if not key:
+        return uuid.uuid4().hex
+    return hashlib.sha256(f"{user_id}\n{key}".encode("utf-8", "surrogatepass")).hexdigest()

@@ -18,8 +18,12 @@ SCHEMAS = {
                     "properties": {"currentUser": {"oneOf": [{"$ref": "#/components/schemas/User"},
                                                              {"type": "null"}]}}},
     "Credentials": {"type": "object", "required": ["email", "password"],
-                    "properties": {"email": {"type": "string", "format": "email"},
-                                   "password": {"type": "string", "minLength": 4, "maxLength": 20}}},
+                    "properties": {"email": {"type": "string", "format": "email", "maxLength": 254},
+                                   "password": {"type": "string", "minLength": 8, "maxLength": 64}}},
+    "SigninCredentials": {"type": "object", "required": ["email", "password"],
+                          "properties": {"email": {"type": "string", "minLength": 1, "maxLength": 254},
+                                         "password": {"type": "string", "minLength": 1, "maxLength": 64}}},
+    "Empty": {"type": "object"},
     "Price": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000000, "multipleOf": 0.01},
     "TicketInput": {"type": "object", "required": ["title", "price"],
                     "properties": {"title": {"type": "string", "minLength": 1, "maxLength": 200},
@@ -50,18 +54,19 @@ SCHEMAS = {
 # (method, path, summary, request schema, {status: (description, schema)}, needs sign-in)
 OPERATIONS = [
     ("post", "/api/users/signup", "Sign up", "Credentials",
-     {201: ("Signed up and signed in (auth cookies set)", "User"), 400: ("Invalid input or email in use", ERROR)},
+     {201: ("Signed up and signed in (auth cookies set)", "User"), 400: ("Invalid input or email in use", ERROR),
+      429: ("Too many sign-ups from this address", ERROR)},
      False),
-    ("post", "/api/users/signin", "Sign in", "Credentials",
+    ("post", "/api/users/signin", "Sign in", "SigninCredentials",
      {200: ("Signed in (auth cookies set)", "User"), 400: ("Invalid credentials", ERROR),
       403: ("Account disabled", ERROR), 429: ("Too many failed attempts", ERROR)}, False),
-    ("post", "/api/users/signout", "Sign out (clears cookies, revokes the refresh token)", None,
+    ("post", "/api/users/signout", "Sign out (clears cookies, revokes the refresh token)", "Empty",
      {200: ("Signed out", None)}, False),
     ("get", "/api/users/currentuser", "The signed-in user, or null", None,
      {200: ("Current user", "CurrentUser")}, False),
     ("get", "/api/users/currentUser", "Alias of /api/users/currentuser", None,
      {200: ("Current user", "CurrentUser")}, False),
-    ("post", "/api/users/refresh", "Rotate the refresh token and issue a new access token", None,
+    ("post", "/api/users/refresh", "Rotate the refresh token and issue a new access token", "Empty",
      {200: ("New cookies set", "User"), 401: ("No valid refresh token", ERROR)}, False),
     ("get", "/api/tickets", "Tickets on sale, newest first (Link header has the next page)", None,
      {200: ("A page of tickets", {"type": "array", "items": {"$ref": "#/components/schemas/Ticket"}}),
@@ -99,6 +104,11 @@ COMMON = {
     413: ("Body over 1 MiB", ERROR),
     503: ("A service did not answer in time", ERROR),
 }
+#: every state-changing route: cross-site forgery guards (gateway/guards.py)
+STATE_CHANGING = {
+    403: ("Cross-site request (Origin or Sec-Fetch-Site), or not allowed", ERROR),
+    415: ("Body is not application/json", ERROR),
+}
 
 
 def _schema(ref):
@@ -125,7 +135,9 @@ def document() -> dict:
         if signed_in:
             operation["security"] = [{"cookieAuth": []}, {"bearerAuth": []}]
         extra = COMMON if method in ("post", "put") else {503: COMMON[503]}
-        for status, (description, schema) in {**responses, **extra}.items():
+        if method in ("post", "put", "delete"):
+            extra = {**extra, **STATE_CHANGING}
+        for status, (description, schema) in {**extra, **responses}.items():
             response: dict = {"description": description}
             if schema is not None:
                 response["content"] = {"application/json": {"schema": _schema(schema)}}

@@ -21,6 +21,13 @@ os.environ.setdefault("ARGON2_MEMORY_KIB", "1024")
 os.environ.setdefault("ARGON2_TIME_COST", "1")
 os.environ.setdefault("ARGON2_PARALLELISM", "1")
 
+# Every process refuses to start without proper keys: the suite makes a fresh pair per run.
+from services.common.keys import new_key_pair  # noqa: E402
+
+if not os.environ.get("JWT_PRIVATE_KEY"):
+    os.environ["JWT_PRIVATE_KEY"], os.environ["JWT_PUBLIC_KEY"] = new_key_pair()
+os.environ.setdefault("SECRET_KEY", "test-frontend-secret-" + uuid.uuid4().hex)
+
 from tests.support import live, rabbit  # noqa: E402
 from tests.support.postgres import PostgresAdmin  # noqa: E402
 

@@ -6,6 +6,8 @@
     ticketing migrate [service ...]   apply schema migrations (default: every service with a database)
     ticketing status                  readiness, queue depths and last errors of what `ticketing up` runs
     ticketing shell                   nameko's shell on AMQP_URI: n.rpc.orders.find_orders(status="cancelled")
+    ticketing keys DIR                write a fresh token key pair and frontend SECRET_KEY (owner-only files)
+    ticketing broker-users            one RabbitMQ user per component, limited to its own queues and RPCs
 """
 from __future__ import annotations
 
@@ -70,15 +72,27 @@ def one_origin():
     """``/api/*`` to the gateway, everything else to the frontend, in one WSGI app.
 
     The frontend calls the gateway over HTTP and names the browser in X-Forwarded-For;
-    the gateway trusts that one hop, so sign-in throttling counts per browser."""
+    the gateway trusts that one hop, so sign-in throttling counts per browser. A browser
+    calling /api directly could send that header too, so it is trusted only on calls
+    that carry this process's frontend token (a random value the frontend adds)."""
+    import secrets
+
     from gateway.app import create_app
 
-    gateway, frontend = create_app({"PROXY_COUNT": 1}), frontend_app()
+    token = secrets.token_urlsafe(24)
+    gateway = create_app({"PROXY_COUNT": 1})
+    frontend = frontend_app()
+    frontend.config["GATEWAY_PROXY_TOKEN"] = token
+    forwarded = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST")
 
     def dispatch(environ, start_response):
         path = environ.get("PATH_INFO", "")
-        target = gateway if path == "/api" or path.startswith("/api/") else frontend
-        return target(environ, start_response)
+        if path == "/api" or path.startswith("/api/"):
+            if not secrets.compare_digest(environ.pop("HTTP_X_TICKETING_FRONTEND", ""), token):
+                for name in forwarded:
+                    environ.pop(name, None)
+            return gateway(environ, start_response)
+        return frontend(environ, start_response)
 
     dispatch.rpc = gateway.rpc  # the web server warms the gateway's RPC pool
     return dispatch
@@ -154,6 +168,27 @@ def parse_replicas(values: list[str]) -> dict[str, int]:
     return replicas
 
 
+def broker_users() -> None:
+    """Apply services.common.broker_users: RABBITMQ_MANAGEMENT_URL, RABBITMQ_ADMIN_USER/PASSWORD,
+    RABBITMQ_VHOST (default /), and for each component <COMPONENT>_AMQP_PASSWORD (user
+    ``ticketing-<component>``, or <COMPONENT>_AMQP_USER)."""
+    import requests
+
+    from services.common import broker_users as rules
+    from services.common.config import env
+
+    http = requests.Session()
+    http.auth = (env("RABBITMQ_ADMIN_USER", "guest"), env("RABBITMQ_ADMIN_PASSWORD", "guest"))
+    url, vhost = env("RABBITMQ_MANAGEMENT_URL", "http://localhost:15672"), env("RABBITMQ_VHOST", "/")
+    for component in rules.COMPONENTS:
+        password = env(f"{component.upper()}_AMQP_PASSWORD")
+        if not password:
+            raise SystemExit(f"{component.upper()}_AMQP_PASSWORD is not set")
+        user = env(f"{component.upper()}_AMQP_USER", f"ticketing-{component}")
+        rules.apply(http, url, vhost, user, password, component)
+        print(f"broker user {user}: {component}'s permissions on vhost {vhost}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="ticketing", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -171,6 +206,10 @@ def main(argv: list[str] | None = None) -> None:
                       help="a component's health (or metrics) base URL; default: what `ticketing up` runs")
     stat.add_argument("--json", action="store_true")
     commands.add_parser("shell", help="nameko's shell, connected to AMQP_URI (n.rpc.<service>.<method>)")
+    keys = commands.add_parser("keys", help="write a fresh token key pair and frontend SECRET_KEY to a directory")
+    keys.add_argument("directory")
+    commands.add_parser("broker-users", help="create each component's RabbitMQ user with only its own permissions "
+                                             "(management API; settings from the environment)")
     rev = commands.add_parser("revision", help="developers: autogenerate a migration from a service's models")
     rev.add_argument("service")
     rev.add_argument("-m", "--message", required=True)
@@ -197,6 +236,15 @@ def main(argv: list[str] | None = None) -> None:
         shell()
     elif args.command == "migrate":
         migrate(args.services)
+    elif args.command == "broker-users":
+        broker_users()
+    elif args.command == "keys":
+        from pathlib import Path
+
+        from services.common.keys import write_keys
+
+        for variable, path in write_keys(Path(args.directory)).items():
+            print(f"{variable}={path}")
     elif args.command == "revision":
         import tempfile
 

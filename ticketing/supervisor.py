@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 from . import logview, status
 from .cli import SERVICES
@@ -82,18 +83,44 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+#: secrets only some components may hold (the rest never see them)
+PRIVATE_TO = {"JWT_PRIVATE_KEY": {"auth"}, "JWT_PRIVATE_KEY_FILE": {"auth"},
+              "SECRET_KEY": {"web"}, "SECRET_KEY_FILE": {"web"},
+              "STRIPE_KEY": {"payments"}, "SENDGRID_API_KEY": {"confirmation"}}
+
+
+def _provide_keys(env: dict) -> None:
+    """Without keys in the environment, make fresh ones for this run under VAR_DIR/keys."""
+    from services.common.keys import write_keys
+
+    wanted = ("JWT_PRIVATE_KEY", "JWT_PUBLIC_KEY", "SECRET_KEY")
+    if all(env.get(name) or env.get(f"{name}_FILE") for name in wanted):
+        return
+    directory = Path(env.get("VAR_DIR") or "./var").resolve() / "keys"
+    written = write_keys(directory)
+    for name in wanted:
+        if not (env.get(name) or env.get(f"{name}_FILE")):
+            env[f"{name}_FILE"] = written[f"{name}_FILE"]
+    emit("ticketing", f"no JWT_PRIVATE_KEY/JWT_PUBLIC_KEY/SECRET_KEY set: generated fresh ones for this run "
+                      f"in {directory} (sign-ins do not survive a restart; set them to keep sessions)")
+
+
+def _own_secrets(env: dict, component: str) -> dict:
+    return {k: v for k, v in env.items() if component in PRIVATE_TO.get(k, {component})}
+
+
 def plan(services: list[str], replicas: dict[str, int], base_env: dict, port: int) -> list[Child]:
     """The processes to run: ``replicas[service]`` (default 1) of each service, then the web process."""
     children = []
     for service in services:
         for n in range(1, replicas.get(service, 1) + 1):
             health_port = free_port()
-            env = {**base_env, "HEALTH_PORT": str(health_port), "HEALTH_HOST": "127.0.0.1"}
+            env = {**_own_secrets(base_env, service), "HEALTH_PORT": str(health_port), "HEALTH_HOST": "127.0.0.1"}
             name = service if n == 1 else f"{service}.{n}"
             children.append(Child(name, env, f"http://127.0.0.1:{health_port}/readyz", component=service))
-    children.append(Child("web", {**base_env, "PORT": str(port), "HOST": base_env.get("HOST", "127.0.0.1"),
-                                  "METRICS_PORT": str(free_port()), "HEALTH_HOST": "127.0.0.1"},
-                          f"http://127.0.0.1:{port}/api/readyz"))
+    web_env = {**_own_secrets(base_env, "web"), "PORT": str(port), "HOST": base_env.get("HOST", "127.0.0.1"),
+               "METRICS_PORT": str(free_port()), "HEALTH_HOST": "127.0.0.1"}
+    children.append(Child("web", web_env, f"http://127.0.0.1:{port}/api/readyz"))
     return children
 
 
@@ -114,6 +141,7 @@ def up(replicas: dict[str, int] | None = None, json_output: bool = False) -> int
     base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     base_env.setdefault("GATEWAY_URL", f"http://127.0.0.1:{port}")
     base_env.setdefault("PUBLIC_URL", f"http://localhost:{port}")
+    _provide_keys(base_env)
 
     children = plan(list(SERVICES), replicas or {}, base_env, port)
     state = status.write_state(endpoints(children), base_env)

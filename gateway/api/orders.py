@@ -19,7 +19,7 @@ class OrderBody(Input):
 @require_user
 def list_orders(user):
     with current_app.rpc.client() as rpc:
-        orders = rpc.orders.list_orders(user["id"])
+        orders = rpc.orders.list_user_orders(user["id"])
     return jsonify([present_order(order) for order in orders])
 
 
@@ -28,7 +28,7 @@ def list_orders(user):
 def show_order(user, order_id):
     order_id = path_id(order_id, "Order")
     with current_app.rpc.client() as rpc:
-        order = rpc.orders.get_order(order_id, user["id"])
+        order = rpc.orders.get_user_order(user["id"], order_id)
     return jsonify(present_order(order))
 
 
@@ -46,5 +46,5 @@ def create_order(user):
 def cancel_order(user, order_id):
     order_id = path_id(order_id, "Order")
     with current_app.rpc.client() as rpc:
-        rpc.orders.cancel_order(order_id, user["id"])
+        rpc.orders.cancel_user_order(user["id"], order_id)
     return "", 204

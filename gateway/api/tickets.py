@@ -25,7 +25,8 @@ def _limit() -> int | None:
     raw = request.args.get("limit")
     if raw is None:
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    # isdigit() alone lets "²" through, which int() then refuses: ASCII digits only
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
         raise BadRequest(f"Limit must be a whole number from 1 to {MAX_LIMIT}", field="limit")
     return int(raw)
 
@@ -54,7 +55,7 @@ def show_ticket(ticket_id):
 def create_ticket(user):
     data = body(TicketBody)
     with current_app.rpc.client() as rpc:
-        ticket = rpc.tickets.create_ticket(user["id"], data.title, str(data.price), request_id())
+        ticket = rpc.tickets.create_user_ticket(user["id"], data.title, str(data.price), request_id(user["id"]))
     return jsonify(present_ticket(ticket)), 201
 
 
@@ -64,5 +65,5 @@ def update_ticket(user, ticket_id):
     ticket_id = path_id(ticket_id, "Ticket")
     data = body(TicketBody)
     with current_app.rpc.client() as rpc:
-        ticket = rpc.tickets.update_ticket(ticket_id, user["id"], data.title, str(data.price))
+        ticket = rpc.tickets.update_user_ticket(user["id"], ticket_id, data.title, str(data.price))
     return jsonify(present_ticket(ticket))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from services.common.errors import NotAuthorized
-from services.common.validation import Email, Input, NonEmpty, Password
+from services.common.validation import MAX_EMAIL_LENGTH, Email, Input, NonEmpty, Password
 
 from ..auth import REFRESH_COOKIE, clear_auth_cookies, current_user, set_auth_cookies
 from ..http import body
@@ -18,8 +18,9 @@ class SignupBody(Input):
 
 
 class SigninBody(Input):
-    email: NonEmpty("Email")
-    password: NonEmpty("Password")
+    # Bounded like sign-up's fields, so a huge value is refused before hashing or the database.
+    email: NonEmpty("Email", MAX_EMAIL_LENGTH)
+    password: NonEmpty("Password", 64)
 
 
 def _signed_in(session: dict, status: int):
@@ -30,7 +31,7 @@ def _signed_in(session: dict, status: int):
 def signup():
     data = body(SignupBody)
     with current_app.rpc.client() as rpc:
-        session = rpc.auth.signup(data.email, data.password)
+        session = rpc.auth.signup(data.email, data.password, request.remote_addr)
     return _signed_in(session, 201)
 
 

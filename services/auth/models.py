@@ -1,4 +1,4 @@
-"""The auth service's tables: users, refresh tokens (hashed) and sign-in failures."""
+"""The auth service's tables: users, refresh tokens (hashed) and throttle counters."""
 from __future__ import annotations
 
 import uuid
@@ -48,11 +48,35 @@ class RefreshToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
-class SigninFailure(Base):
-    """Failed sign-ins per key (``email:…`` or ``client:…``) in the current window."""
+class ThrottleCounter(Base):
+    """Attempts per key in the current window: ``email:…`` and ``client:…`` (sign-in attempts,
+    counted before the password is checked), ``signup:…`` (sign-ups per client address).
 
-    __tablename__ = "signin_failures"
+    Updated only by one atomic ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` (see
+    ``domain.count``), so concurrent attempts never race."""
+
+    __tablename__ = "throttle_counters"
 
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
     window_started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     count: Mapped[int] = mapped_column(Integer, default=0)
+    #: per-email key: no attempt before this time (a delay that grows with each failure)
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Revocation(Base):
+    """A user revoked (``session_id`` None: every access token issued until ``not_before``) or one
+    signed-out session (its access tokens). Gateways pull these to refuse such tokens within
+    seconds rather than at their expiry."""
+
+    __tablename__ = "revocations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(32))
+    session_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "userId": self.user_id, "sessionId": self.session_id,
+                "notBefore": self.not_before.timestamp()}

@@ -1,6 +1,9 @@
 """The auth service: users and refresh tokens. The gateway verifies access tokens itself."""
 from __future__ import annotations
 
+from nameko.extensions import DependencyProvider
+
+from services.common import keys
 from services.common.errors import BadRequest, NotAuthorized, NotFound
 from services.common.health import HealthMixin
 from services.common.queues import rpc
@@ -11,22 +14,36 @@ from . import domain
 from .models import Base, User
 
 
+class SigningKey(DependencyProvider):
+    """Refuses to start auth without a proper private key (missing, placeholder, too weak)."""
+
+    def setup(self):
+        keys.private_key()
+
+
 class AuthService(HealthMixin):
     name = "auth"
 
     store = Store(Base)
+    signing_key = SigningKey()
 
     @rpc
-    def signup(self, email, password):
+    def signup(self, email, password, client=None):
+        domain.check_credentials(email, password)  # 400 before anything is counted or hashed
+        if client:
+            with self.store.transaction() as tx:
+                domain.count_signup(tx.session, client)
         with self.store.transaction() as tx:
             return domain.sign_up(tx.session, email, password)
 
     @rpc
     def signin(self, email, password, client=None):
+        email = domain.signin_email(email, password)
+        # counted and committed before the (slow, memory-hard) password check
+        with self.store.transaction() as tx:
+            domain.count_signin_attempt(tx.session, email, client)
         with self.store.transaction() as tx:
             result = domain.sign_in(tx.session, email, password, client)
-            if result is None:
-                domain.record_failure(tx.session, str(email).strip().lower(), client)
         if result is None:
             raise BadRequest("Invalid credentials")
         return result
@@ -58,6 +75,13 @@ class AuthService(HealthMixin):
         """Operators: a user by email: id, email, whether revoked (then ``orders.find_orders(user_id=…)``)."""
         with self.store.read() as session:
             return domain.find_user(session, email)
+
+    @rpc
+    def revocations_since(self, after=0):
+        """Gateways: revoked users and signed-out sessions (ids > ``after``) whose access tokens
+        may still be alive; each gateway pulls these every second or so."""
+        with self.store.read() as session:
+            return domain.revocations_since(session, after)
 
     @rpc
     def revoke_user(self, email):

@@ -13,7 +13,6 @@ from . import logs
 
 log = logging.getLogger(__name__)
 
-DEV_JWT_KEY = "dev-only-insecure-jwt-key-change-me"
 DEFAULT_AMQP_URI = "amqp://guest:guest@localhost:5672/"
 
 SERVICES_WITH_DATABASE = ("auth", "tickets", "orders", "payments", "confirmation")
@@ -74,20 +73,34 @@ def database_url(service: str) -> str:
     return f"sqlite:///{directory / (service + '.db')}"
 
 
-_warned_jwt = False
+#: fragments of the sample values in .env.example and of old development defaults
+PLACEHOLDER_MARKERS = ("change-me", "changeme", "change_me", "replace-me", "placeholder", "insecure", "dev-only",
+                       "example", "not-a-secret")
+MIN_SECRET_BYTES = 32
 
 
-def jwt_key() -> str:
-    global _warned_jwt
-    key = env("JWT_KEY")
-    if key:
-        return key
-    if is_production():
-        raise ConfigurationError("JWT_KEY must be set when TICKETING_ENV=production")
-    if not _warned_jwt:
-        log.warning("JWT_KEY is not set: using the insecure development key")
-        _warned_jwt = True
-    return DEV_JWT_KEY
+def secret(name: str) -> str | None:
+    """A secret from ``NAME`` or from the file named by ``NAME_FILE`` (compose/Kubernetes secrets)."""
+    value = env(name)
+    path = env(f"{name}_FILE")
+    if value is None and path:
+        try:
+            value = Path(path).read_text().strip() or None
+        except OSError as exc:
+            raise ConfigurationError(f"{name}_FILE={path} cannot be read: {exc.strerror}") from None
+    return value
+
+
+def require_secret(name: str, value: str | None) -> str:
+    """Refuse (in every environment) a missing, placeholder or short (< 32 bytes) secret."""
+    hint = "(`ticketing keys DIR` writes proper ones; `ticketing up` makes them per run)"
+    if not value:
+        raise ConfigurationError(f"{name} must be set {hint}")
+    if any(marker in value.lower() for marker in PLACEHOLDER_MARKERS):
+        raise ConfigurationError(f"{name} is a placeholder value; set a random one {hint}")
+    if len(value.encode()) < MIN_SECRET_BYTES:
+        raise ConfigurationError(f"{name} must be at least {MIN_SECRET_BYTES} bytes {hint}")
+    return value
 
 
 def access_token_ttl() -> int:

@@ -87,3 +87,11 @@ class ServiceUnavailable(TicketingError):
 
     def __init__(self, message: str = "Service unavailable, try again shortly", field: str | None = None):
         super().__init__(message, field)
+
+
+@deserialize_to_instance
+class UnsupportedMediaType(TicketingError):
+    status = 415
+
+    def __init__(self, message: str = "Request body must be application/json", field: str | None = None):
+        super().__init__(message, field)

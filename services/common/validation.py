@@ -1,17 +1,23 @@
 """Field rules shared by the gateway (request bodies) and the services (domain invariants).
 
 Prices are exact: JSON numbers are parsed as ``Decimal`` (never float), must be
-> 0, at most 1,000,000 and have at most 2 decimals. Strings are trimmed.
+> 0, at most 1,000,000 and have at most 2 decimals. Strings are trimmed, and
+every text field (titles, emails, passwords, tokens...) goes through
+:func:`check_text`: control characters (NUL, CR, LF, tab, DEL, C1), lone
+surrogates, line/paragraph separators and bidirectional overrides are refused,
+so nothing a user typed can break a database, a log line or an email header,
+or make a title read differently from what it is.
 """
 from __future__ import annotations
 
+import unicodedata
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic_core import PydanticCustomError
 
-from .errors import BadRequest
+from .errors import BadRequest, Forbidden
 
 MAX_PRICE = Decimal("1000000")
 
@@ -41,11 +47,43 @@ def _json_number(value: Any) -> Any:
     return value
 
 
+#: bidirectional formatting characters (embeddings, overrides, isolates, marks): they let a
+#: title display as something other than what it is ("Trojan Source")
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+#: Unicode categories never allowed in text: controls (Cc), surrogates (Cs), line and paragraph
+#: separators (Zl, Zp)
+FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
+
+def forbidden_character(value: str) -> str | None:
+    """The first character of ``value`` that no text field accepts, or None."""
+    for char in value:
+        if char in BIDI_CONTROLS or unicodedata.category(char) in FORBIDDEN_CATEGORIES:
+            return char
+    return None
+
+
+def check_text(value: Any, name: str) -> str:
+    """The one rule every text field follows: a string without control or bidi characters.
+
+    Raises :class:`PydanticCustomError` (inside a model) — use :func:`validate` at the edges."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("text", f"{name} must be a string")
+    if forbidden_character(value) is not None:
+        raise PydanticCustomError("text", f"{name} must not contain control or bidirectional characters")
+    return value
+
+
+def header_safe(value: str) -> str:
+    """``value`` fit for one line of an email header: every forbidden character becomes a space.
+
+    Validation keeps them out of new data; this guards what was stored before it did."""
+    return "".join(" " if forbidden_character(c) else c for c in value)
+
+
 def _text(name: str, low: int, high: int):
     def check(value: Any) -> str:
-        if not isinstance(value, str):
-            raise PydanticCustomError("text", f"{name} must be a string")
-        value = value.strip()
+        value = check_text(value, name).strip()
         if len(value) < low:
             raise PydanticCustomError("text", f"{name} is required" if low == 1 else
                                       f"{name} must be between {low} and {high} characters")
@@ -57,13 +95,17 @@ def _text(name: str, low: int, high: int):
     return check
 
 
+#: RFC 5321's limit on a path; longer "emails" are refused before any hashing or database work
+MAX_EMAIL_LENGTH = 254
+
+
 def _email(value: Any) -> str:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or forbidden_character(value) is not None:
         raise PydanticCustomError("email", "Email must be valid")
     value = value.strip().lower()
     local, _, domain = value.partition("@")
     if (not local or "." not in domain or domain.startswith(".") or domain.endswith(".")
-            or len(value) > 254 or any(c.isspace() for c in value) or "@" in domain):
+            or len(value) > MAX_EMAIL_LENGTH or any(c.isspace() for c in value) or "@" in domain):
         raise PydanticCustomError("email", "Email must be valid")
     return value
 
@@ -81,20 +123,29 @@ Money = Annotated[Decimal, BeforeValidator(_money)]
 JsonMoney = Annotated[Decimal, BeforeValidator(_money), BeforeValidator(_json_number)]
 Title = Annotated[str, BeforeValidator(_text("Title", 1, 200))]
 Email = Annotated[str, BeforeValidator(_email)]
-Password = Annotated[str, BeforeValidator(_text("Password", 4, 20))]
+#: 8-64 characters on sign-up (long passphrases welcome, bounded so hashing stays cheap)
+Password = Annotated[str, BeforeValidator(_text("Password", 8, 64))]
 
 
 def IdOf(name: str):  # noqa: N802 - reads like a type
     return Annotated[str, BeforeValidator(_opaque_id(name))]
 
 
-def NonEmpty(name: str):  # noqa: N802
-    return Annotated[str, BeforeValidator(_text(name, 1, 500))]
+def NonEmpty(name: str, high: int = 500):  # noqa: N802
+    return Annotated[str, BeforeValidator(_text(name, 1, high))]
 
 
 def is_valid_id(value: str) -> bool:
     """Ids are 32 lower-case hex characters (uuid4().hex)."""
     return isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+
+
+def acting_user(user_id) -> str:
+    """The user a user-facing RPC acts for. It is always someone: a missing id is a bug in the
+    caller, never a way to act as an operator (operators have RPCs of their own)."""
+    if not is_valid_id(user_id):
+        raise Forbidden("An acting user is required")
+    return user_id
 
 
 class Input(BaseModel):

@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from services.common import events, metrics
 from services.common.errors import Conflict, NotFound
 from services.common.handlers import NotYetApplicable
-from services.common.validation import is_valid_id
+from services.common.validation import header_safe, is_valid_id
 
 from .mailers import Email, MailSettings
 from .models import SentEmail
@@ -53,7 +53,9 @@ def compose(event: events.OrderCompleted, settings: MailSettings) -> Email:
     title, order_id = event.ticket.title, event.id
     price = f"${Decimal(event.ticket.price):,.2f}"
     link = f"{settings.public_url}/orders/{order_id}"
-    subject = f"Your ticket for {title}: order confirmed"
+    # Titles are validated on the way in; header_safe guards the one-line Subject against any
+    # CR/LF stored before that (the mailer would refuse it and the email would be parked forever).
+    subject = header_safe(f"Your ticket for {title}: order confirmed")
     text = (
         "Hi,\n\n"
         "Thanks for your purchase: your order is complete and the ticket is yours.\n\n"
@@ -75,7 +77,7 @@ def compose(event: events.OrderCompleted, settings: MailSettings) -> Email:
         f"<p><a href=\"{e(link, quote=True)}\">See your order</a></p>"
         "<p>-- Ticketing</p></body></html>"
     )
-    return Email(order_id=order_id, user_id=event.userId, to=event.userEmail, subject=subject, text=text,
+    return Email(order_id=order_id, user_id=event.userId, to=header_safe(event.userEmail), subject=subject, text=text,
                  html=body, sender=settings.sender)
 
 

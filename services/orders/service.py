@@ -10,6 +10,7 @@ from services.common.handlers import handles
 from services.common.health import HealthMixin
 from services.common.queues import RpcProxy, rpc
 from services.common.store import Store
+from services.common.validation import acting_user
 
 from . import domain
 from .models import AWAITING_PAYMENT, CANCELLED, COMPLETE, CREATED, Base, OutboxMessage, ProcessedEvent
@@ -36,7 +37,7 @@ class OrdersService(HealthMixin):
     store = Store(Base, OutboxMessage, ProcessedEvent)
     payments = RpcProxy("payments")
 
-    # -- the gateway ---------------------------------------------------------
+    # -- the gateway: user-facing, the acting user's id first -------------------
     @rpc
     def create_order(self, user_id, user_email, ticket_id):
         with self.store.transaction() as tx:
@@ -48,34 +49,33 @@ class OrdersService(HealthMixin):
         return result
 
     @rpc
-    def list_orders(self, user_id):
+    def list_user_orders(self, user_id):
+        """The gateway: the acting user's orders, oldest first."""
         with self.store.read() as session:
-            return [order.to_dict() for order in domain.orders_of(session, user_id)]
+            return [order.to_dict() for order in domain.orders_of(session, acting_user(user_id))]
 
     @rpc
-    def get_order(self, order_id, user_id=None):
-        """The buyer's view (``user_id``: 403 for someone else's) or, without it, an operator's."""
+    def get_user_order(self, user_id, order_id):
+        """The gateway: one order of the acting user (403 for someone else's)."""
         with self.store.read() as session:
-            if user_id is None:
-                return domain.find(session, order_id).to_dict()
-            return domain.show_order(session, order_id, user_id).to_dict()
+            return domain.show_order(session, order_id, acting_user(user_id)).to_dict()
 
     @rpc
-    def cancel_order(self, order_id, user_id=None):
-        """The buyer's cancel (``user_id``: owner only) or, without it, an operator's."""
-        with self.store.transaction() as tx:
-            before = tx.outbox_rows[:]
-            order = domain.cancel_order(tx, order_id, user_id).to_dict()
-            cancelled_now = len(tx.outbox_rows) > len(before)
-        if cancelled_now:
-            who = "its buyer" if user_id is not None else "an operator"
-            reason = "buyer" if user_id is not None else "operator"
-            moved(CANCELLED, reason)
-            log.info("order %s cancelled by %s; ticket %s back on sale", order_id, who, order["ticket"]["id"],
-                     extra={"ticket_id": order["ticket"]["id"]})
-        return order
+    def cancel_user_order(self, user_id, order_id):
+        """The gateway: the buyer cancels their own order."""
+        return self._cancel(order_id, acting_user(user_id), reason="buyer")
 
-    # -- operators -------------------------------------------------------------
+    # -- operators (no acting user; the broker lets only operators and services call these) --
+    @rpc
+    def get_order(self, order_id):
+        with self.store.read() as session:
+            return domain.find(session, order_id).to_dict()
+
+    @rpc
+    def cancel_order(self, order_id):
+        """Releases the ticket; 409 if complete or being paid."""
+        return self._cancel(order_id, None, reason="operator")
+
     @rpc
     def find_orders(self, user_id=None, status=None, limit=50):
         """Operators: the newest orders, of one user and/or in one status (at most ``limit``, 500)."""
@@ -92,6 +92,19 @@ class OrdersService(HealthMixin):
         with self.store.read() as session:
             for status, count in domain.count_by_status(session).items():
                 metrics.ORDERS.labels(status).set(count)
+
+    def _cancel(self, order_id, user_id, reason: str):
+        """Cancel for its buyer (``user_id``) or an operator (None), and say so once it happened."""
+        with self.store.transaction() as tx:
+            before = len(tx.outbox_rows)
+            order = domain.cancel_order(tx, order_id, user_id).to_dict()
+            cancelled_now = len(tx.outbox_rows) > before
+        if cancelled_now:
+            moved(CANCELLED, reason)
+            log.info("order %s cancelled by %s; ticket %s back on sale", order_id,
+                     "its buyer" if reason == "buyer" else "an operator", order["ticket"]["id"],
+                     extra={"ticket_id": order["ticket"]["id"]})
+        return order
 
     # -- payments --------------------------------------------------------------
     @rpc

@@ -14,6 +14,8 @@ from services.common.validation import Input, Money, Title, is_valid_id, validat
 from .models import Ticket
 
 DEFAULT_PAGE = 50
+#: a cursor we issue is about 80 characters
+MAX_CURSOR_LENGTH = 200
 MAX_PAGE = 100
 
 
@@ -40,8 +42,11 @@ def list_ticket(tx, user_id: str, title, price, request_id: str | None = None) -
     data = validate(TicketInput, {"title": title, "price": price})
     if request_id:
         existing = tx.session.scalars(select(Ticket).where(Ticket.request_id == request_id)).first()
-        if existing is not None and existing.user_id == user_id:
-            return existing
+        if existing is not None:
+            if existing.user_id == user_id:
+                return existing
+            # The gateway scopes keys per user; a caller that does not must not collide into a 500.
+            raise Conflict("This request id was already used", field="requestId")
     ticket = Ticket(title=data.title, price=data.price, user_id=user_id, version=0, created_at=events.utcnow(),
                     request_id=request_id)
     tx.session.add(ticket)
@@ -141,9 +146,13 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
+        if len(cursor) > MAX_CURSOR_LENGTH:
+            raise ValueError("too long")
         created, ticket_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return datetime.fromisoformat(created), str(ticket_id)
-    except (ValueError, TypeError, json.JSONDecodeError):
+        if not is_valid_id(ticket_id):  # it goes into a query: nothing but an id (no NUL, no junk)
+            raise ValueError("not an id")
+        return datetime.fromisoformat(created), ticket_id
+    except (ValueError, TypeError, RecursionError):
         raise BadRequest("Invalid cursor", field="cursor") from None
 
 

@@ -9,6 +9,7 @@ from services.common.handlers import handles
 from services.common.health import HealthMixin
 from services.common.queues import rpc
 from services.common.store import Store
+from services.common.validation import acting_user
 
 from . import domain
 from .models import Base, OutboxMessage, ProcessedEvent
@@ -33,15 +34,18 @@ class TicketsService(HealthMixin):
 
     store = Store(Base, OutboxMessage, ProcessedEvent)
 
+    # -- the gateway: user-facing, the acting user's id first ------------------
     @rpc
-    def create_ticket(self, user_id, title, price, request_id=None):
+    def create_user_ticket(self, user_id, title, price, request_id=None):
         with self.store.transaction() as tx:
-            return domain.list_ticket(tx, user_id, title, price, request_id).to_dict()
+            return domain.list_ticket(tx, acting_user(user_id), title, price, request_id).to_dict()
 
     @rpc
-    def update_ticket(self, ticket_id, user_id, title, price):
+    def update_user_ticket(self, user_id, ticket_id, title, price):
         with self.store.transaction() as tx:
-            return domain.edit_ticket(tx, ticket_id, user_id, title, price).to_dict()
+            return domain.edit_ticket(tx, ticket_id, acting_user(user_id), title, price).to_dict()
+
+    # -- public reads (the gateway) and operators ----------------------------
 
     @rpc
     def get_ticket(self, ticket_id):

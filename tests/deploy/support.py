@@ -41,7 +41,7 @@ HEALTH_PATHS = {
 # Subcommands of `ticketing` the image, compose and the chart rely on.
 CLI_SUBCOMMANDS = ("run", "migrate", "up")
 
-SECRET_ENV = ("JWT_KEY", "SECRET_KEY", "STRIPE_KEY", "SENDGRID_API_KEY")
+SECRET_ENV = ("JWT_PRIVATE_KEY", "JWT_PUBLIC_KEY", "SECRET_KEY", "STRIPE_KEY", "SENDGRID_API_KEY")
 
 
 def cli_components() -> list[str]:

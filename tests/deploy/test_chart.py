@@ -70,15 +70,17 @@ SCENARIOS: dict[str, dict] = {
     "postgresql-external-secret": {"postgresql": {"inCluster": {"enabled": False}, "external": {"existingSecret": "dbs"}}},
     "secrets-from-values": {
         "secrets": {
-            "jwtKey": {"value": "jwt-from-values"},
-            "secretKey": {"value": "secret-from-values"},
+            "jwtPrivateKey": {"value": "-----BEGIN PRIVATE KEY-----(from values)"},
+            "jwtPublicKey": {"value": "-----BEGIN PUBLIC KEY-----(from values)"},
+            "secretKey": {"value": "secret-from-values-0123456789abcdef"},
             "stripeKey": {"value": "sk_test_from_values"},
             "sendgridApiKey": {"value": "SG.from-values"},
         }
     },
     "secrets-existing": {
         "secrets": {
-            "jwtKey": {"existingSecret": "jwt"},
+            "jwtPrivateKey": {"existingSecret": "jwt"},
+            "jwtPublicKey": {"existingSecret": "jwt"},
             "secretKey": {"existingSecret": "web"},
             "stripeKey": {"existingSecret": "stripe-secret"},
             "sendgridApiKey": {"existingSecret": "sendgrid-secret"},
@@ -462,12 +464,19 @@ def secret_env(objects, component) -> dict[str, dict]:
     return {v["name"]: v["valueFrom"]["secretKeyRef"] for v in env_list(container(d)) if "valueFrom" in v}
 
 
-def test_defaults_generate_signing_keys_and_leave_payment_and_email_offline():
+def test_defaults_generate_signing_keys_and_leave_payment_and_email_offline(monkeypatch):
     objects = manifests({})
     (secret,) = of_kind(objects, "Secret")
     keys = set(secret["data"])
-    assert {"JWT_KEY", "SECRET_KEY", "RABBITMQ_PASSWORD", "POSTGRES_PASSWORD"} == keys
+    assert {"JWT_PRIVATE_KEY", "JWT_PUBLIC_KEY", "SECRET_KEY", "RABBITMQ_PASSWORD", "POSTGRES_PASSWORD"} == keys
     assert all(len(base64.b64decode(v)) >= 32 for v in secret["data"].values())
+    # the generated pair is a real one: what auth signs, the gateway verifies
+    from services.common import keys as token_keys, tokens
+
+    for name in ("JWT_PRIVATE_KEY", "JWT_PUBLIC_KEY"):
+        monkeypatch.setenv(name, base64.b64decode(secret["data"][name]).decode())
+    assert tokens.verify_access_token(tokens.issue_access_token("u", "a@b.co"))["id"] == "u"
+    assert token_keys.algorithm_of(token_keys.private_key()) == "EdDSA"
     assert "STRIPE_KEY" not in secret_env(objects, "payments")  # offline sandbox
     assert "SENDGRID_API_KEY" not in secret_env(objects, "confirmation")  # .eml files
 
@@ -478,10 +487,13 @@ def test_secrets_from_values_go_into_the_chart_secret_and_only_where_needed():
     assert base64.b64decode(secret["data"]["STRIPE_KEY"]) == b"sk_test_from_values"
     assert secret_env(objects, "payments")["STRIPE_KEY"] == {"name": "shop-ticketing", "key": "STRIPE_KEY"}
     assert secret_env(objects, "confirmation")["SENDGRID_API_KEY"] == {"name": "shop-ticketing", "key": "SENDGRID_API_KEY"}
-    for component in ("auth", "gateway", "orders"):
+    own = {"auth": {"JWT_PRIVATE_KEY"}, "gateway": {"JWT_PUBLIC_KEY"}, "frontend": {"SECRET_KEY"},
+           "payments": {"STRIPE_KEY"}, "confirmation": {"SENDGRID_API_KEY"}}
+    app_secrets = {"JWT_PRIVATE_KEY", "JWT_PUBLIC_KEY", "SECRET_KEY", "STRIPE_KEY", "SENDGRID_API_KEY"}
+    for component in ("auth", "tickets", "orders", "expiration", "payments", "confirmation", "gateway", "frontend"):
         env = secret_env(objects, component)
-        assert "STRIPE_KEY" not in env and "SENDGRID_API_KEY" not in env
-        assert env["JWT_KEY"] == {"name": "shop-ticketing", "key": "JWT_KEY"}
+        assert set(env) & app_secrets == own.get(component, set()), component
+    assert secret_env(objects, "auth")["JWT_PRIVATE_KEY"] == {"name": "shop-ticketing", "key": "JWT_PRIVATE_KEY"}
 
 
 def test_existing_secrets_are_referenced_like_the_originals_stripe_and_sendgrid_secrets():
@@ -526,7 +538,7 @@ def test_production_renders_no_secret_values():
     assert config["PUBLIC_URL"].startswith("https://")
 
 
-@pytest.mark.parametrize("item", ["jwtKey", "secretKey", "stripeKey", "sendgridApiKey"])
+@pytest.mark.parametrize("item", ["jwtPrivateKey", "jwtPublicKey", "secretKey", "stripeKey", "sendgridApiKey"])
 def test_production_requires_each_secret_rather_than_inventing_one(item):
     import helm_python
 
@@ -573,8 +585,9 @@ def test_in_chart_postgresql_creates_one_database_per_service():
     init = by_name(objects, "ConfigMap")["shop-ticketing-postgresql-init"]["data"]["10-init-databases.sql"]
     created = re.findall(r"CREATE DATABASE (\w+);", init)
     assert created == [f"ticketing_{s}" for s in DATABASE_SERVICES]
-    compose_sql = (REPO / "deploy" / "postgres" / "init-databases.sql").read_text()
-    assert re.findall(r"CREATE DATABASE (\w+);", compose_sql) == created
+    compose_script = (REPO / "deploy" / "postgres" / "init-roles.sh").read_text()
+    listed = re.search(r"for service in (.+); do", compose_script).group(1).split()
+    assert [f"ticketing_{s}" for s in listed] == created
     for d in of_kind(objects, "Deployment"):
         for var in env_list(container(d)):
             if var["name"].endswith("_DATABASE_URL"):

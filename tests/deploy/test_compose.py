@@ -79,7 +79,8 @@ def test_env_example_is_committed_and_env_is_not():
     tracked = subprocess.run(["git", "ls-files", "--error-unmatch", ".env"], cwd=REPO, capture_output=True)
     assert tracked.returncode != 0, ".env must never be committed"
     example = env_example()
-    for key in ("JWT_KEY", "SECRET_KEY", "POSTGRES_PASSWORD", "RABBITMQ_PASSWORD"):
+    for key in ("POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", *(f"{s.upper()}_DB_PASSWORD" for s in DATABASE_SERVICES),
+                *(f"{c.upper()}_AMQP_PASSWORD" for c in (*SERVICES, "gateway"))):
         assert example.get(key), f"{key} missing from .env.example"
 
 
@@ -109,7 +110,7 @@ def test_every_component_is_deployed_with_a_command_the_cli_accepts(services, co
             assert len(command) == 2 and command[1] in components, f"{name}: ticketing {' '.join(command)}"
             assert command[1] == name, "a compose service is named after its component"
         else:
-            assert command == ["migrate"], f"{name}: unexpected command {command}"
+            assert command in (["migrate"], ["broker-users"]), f"{name}: unexpected command {command}"
     ran = {c[1] for c in commands.values() if c[0] == "run"}
     assert ran == set(DEPLOYED)
     assert set(DEPLOYED) <= set(components)
@@ -123,28 +124,48 @@ def test_third_party_images_are_the_expected_ones(services):
 
 # ------------------------------------------------------ environment
 
-def test_app_services_read_secrets_from_the_env_file(services):
+#: the one container that may hold each secret (by variable or by mounted file)
+OWN_SECRETS = {"JWT_PRIVATE_KEY": "auth", "JWT_PUBLIC_KEY": "gateway", "SECRET_KEY": "frontend",
+               "STRIPE_KEY": "payments", "SENDGRID_API_KEY": "confirmation"}
+
+
+def test_each_container_gets_only_its_own_secrets(compose, services):
     for name, svc in app_services(services).items():
-        env_files = svc["env_file"] if isinstance(svc["env_file"], list) else [svc["env_file"]]
-        paths = [f if isinstance(f, str) else f["path"] for f in env_files]
-        assert paths == [".env"], name
+        assert "env_file" not in svc, f"{name}: an env_file hands every secret to every container"
         env = env_of(svc)
-        for secret in SECRET_ENV:
-            assert secret not in env, f"{name}: {secret} belongs in .env, not in docker-compose.yml"
+        for secret, owner in OWN_SECRETS.items():
+            given = secret in env or f"{secret}_FILE" in env
+            assert given == (name == owner), f"{name}: {secret}"
+        for mounted in svc.get("secrets", []):
+            source = mounted if isinstance(mounted, str) else mounted["source"]
+            assert f"/run/secrets/{source}" in env.values(), f"{name}: {source} mounted but unused"
+        passwords = {k for k in env if k.endswith("_PASSWORD")}
+        if name == "broker-setup":
+            assert passwords == {"RABBITMQ_ADMIN_PASSWORD", *(f"{c.upper()}_AMQP_PASSWORD" for c in (*SERVICES,
+                                                                                                     "gateway"))}
+        else:
+            assert not passwords, f"{name}: {passwords}"
+    assert set(compose["secrets"]) == {"jwt_private_key", "jwt_public_key", "secret_key"}
     raw = COMPOSE_FILE.read_text()
     for value in env_example().values():
         if value.startswith("change-me"):
             assert value not in raw
 
 
-def test_app_services_share_broker_and_settings(services):
+def test_app_services_share_settings_and_each_has_its_own_broker_user(services):
     for name, svc in app_services(services).items():
         env = env_of(svc)
+        if name == "broker-setup":
+            continue
         assert env["PSYCOPG_WAIT_FUNC"] == "wait_select", name
         assert env["HEALTH_PORT"] == env["PORT"] == "8000"
         assert env["PROXY_COUNT"] == "1", "the gateway is behind exactly one proxy"
-        assert re.fullmatch(r"amqp://[^:]+:[^@]+@rabbitmq:5672/", env["AMQP_URI"]), env["AMQP_URI"]
         assert svc.get("read_only") is True and "/tmp" in svc.get("tmpfs", [])
+        if name in ("frontend", "migrate"):
+            assert "AMQP_URI" not in env, f"{name} does not talk to the broker"
+        else:
+            assert re.fullmatch(rf"amqp://ticketing-{name}:[^@]+@rabbitmq:5672/", env["AMQP_URI"]), env["AMQP_URI"]
+            assert services[name]["depends_on"]["broker-setup"]["condition"] == "service_completed_successfully"
 
 
 def test_each_service_gets_its_own_database_and_migrate_gets_all(services):
@@ -162,16 +183,18 @@ def test_each_service_gets_its_own_database_and_migrate_gets_all(services):
         assert set(got) == expected, name
         for key, url in got.items():
             database = key.removesuffix("_DATABASE_URL").lower()
-            assert re.fullmatch(rf"postgresql\+psycopg://[^:]+:[^@]+@postgres:5432/ticketing_{database}", url), url
+            assert re.fullmatch(rf"postgresql\+psycopg://ticketing_{database}:[^@]+@postgres:5432/ticketing_{database}",
+                                url), url
 
 
-def test_postgres_creates_one_database_per_service(services):
+def test_postgres_creates_one_database_and_role_per_service(services):
     mounts = services["postgres"]["volumes"]
     init = [m for m in mounts if isinstance(m, str) and "/docker-entrypoint-initdb.d/" in m]
     assert init, "an init script creates the databases on first start"
-    source = init[0].split(":")[0]
-    sql = (REPO / source).read_text()
-    assert re.findall(r"CREATE DATABASE (\w+);", sql) == [f"ticketing_{s}" for s in DATABASE_SERVICES]
+    script = (REPO / init[0].split(":")[0]).read_text()
+    assert re.search(r"for service in (.+); do", script).group(1).split() == list(DATABASE_SERVICES)
+    env = env_of(services["postgres"])
+    assert {f"{s.upper()}_DB_PASSWORD" for s in DATABASE_SERVICES} <= set(env)
 
 
 def test_frontend_reaches_the_gateway(services):

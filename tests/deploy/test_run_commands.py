@@ -75,8 +75,6 @@ def base_env(vhost, databases, tmp_path_factory):
     env.update(
         AMQP_URI=f"amqp://guest:guest@127.0.0.1:5672/{urllib.parse.quote(vhost, safe='')}",
         TICKETING_ENV="development",
-        JWT_KEY="deploy-test-jwt-key-" + uuid.uuid4().hex,
-        SECRET_KEY="deploy-test-secret-key-" + uuid.uuid4().hex,
         PSYCOPG_WAIT_FUNC="wait_select",
         HOST="127.0.0.1",
         HEALTH_HOST="127.0.0.1",

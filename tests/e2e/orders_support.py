@@ -15,7 +15,7 @@ from tests.support.waiting import wait_for  # noqa: F401 (re-exported)
 def signup(app, label="user"):
     session = requests.Session()
     email = f"{label}-{uuid.uuid4().hex[:10]}@example.com"
-    response = session.post(f"{app.url}/api/users/signup", json={"email": email, "password": "secret"})
+    response = session.post(f"{app.url}/api/users/signup", json={"email": email, "password": "secret-pass"})
     assert response.status_code == 201, response.text
     session.user = response.json()
     return session

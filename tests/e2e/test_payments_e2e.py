@@ -41,7 +41,7 @@ def stripe_app(app_factory, fake_stripe):
 def signup(app, name):
     session = requests.Session()
     email_address = f"{name}-{uuid.uuid4().hex[:8]}@example.com"
-    response = session.post(f"{app.url}/api/users/signup", json={"email": email_address, "password": "secret"})
+    response = session.post(f"{app.url}/api/users/signup", json={"email": email_address, "password": "secret-pass"})
     assert response.status_code == 201, response.text
     session.email = email_address
     return session

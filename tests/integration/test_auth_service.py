@@ -17,12 +17,13 @@ def auth(container_factory, service_config, database_url):
         yield rpc
 
 
-def test_signup_signin_refresh_and_reuse(auth):
-    signed_up = auth.signup("Ann@Example.com", "secret")
+def test_signup_signin_refresh_and_reuse(auth, monkeypatch):
+    monkeypatch.setenv("REFRESH_GRACE_SECONDS", "0")  # any second use is reuse
+    signed_up = auth.signup("Ann@Example.com", "secret-pass")
     assert signed_up["user"]["email"] == "ann@example.com"
     with pytest.raises(BadRequest, match="Email in use"):
-        auth.signup("ann@example.com", "secret")
-    signed_in = auth.signin("ann@example.com", "secret", "10.0.0.1")
+        auth.signup("ann@example.com", "secret-pass")
+    signed_in = auth.signin("ann@example.com", "secret-pass", "10.0.0.1")
     assert tokens.verify_access_token(signed_in["accessToken"])["id"] == signed_up["user"]["id"]
     rotated = auth.refresh(signed_in["refreshToken"])
     with pytest.raises(NotAuthorized, match="reuse"):
@@ -33,16 +34,36 @@ def test_signup_signin_refresh_and_reuse(auth):
 
 
 def test_failures_are_recorded_even_though_signin_fails(auth):
-    auth.signup("bob@example.com", "secret")
+    auth.signup("bob@example.com", "secret-pass")
     for _ in range(5):
         with pytest.raises(BadRequest, match="Invalid credentials"):
             auth.signin("bob@example.com", "wrong", "10.0.0.2")
-    with pytest.raises(TooManyRequests):
-        auth.signin("bob@example.com", "secret", "10.0.0.3")
+    with pytest.raises(TooManyRequests, match="try again in"):
+        auth.signin("bob@example.com", "secret-pass", "10.0.0.3")
 
 
 def test_revoke_user_stops_refresh_at_once(auth):
-    session = auth.signup("eve@example.com", "secret")
+    session = auth.signup("eve@example.com", "secret-pass")
     assert auth.revoke_user("EVE@example.com")["revokedTokens"] == 1
     with pytest.raises(NotAuthorized):
         auth.refresh(session["refreshToken"])
+
+
+def test_simultaneous_first_failures_are_all_counted_never_a_500(auth, service_config, database_url):
+    """The throttle counter is one atomic upsert: parallel first attempts on one email all count."""
+    import eventlet
+
+    from services.common.errors import TooManyRequests
+
+    def try_once(n):
+        with ServiceRpcProxy("auth", service_config("auth", database_url)) as rpc:
+            try:
+                rpc.signin("racer@example.com", "wrong-password", f"10.1.0.{n}")
+            except (BadRequest, TooManyRequests) as exc:
+                return type(exc).__name__
+        return "signed in?"
+
+    pool = eventlet.GreenPool(8)
+    answers = list(pool.imap(try_once, range(8)))
+    assert set(answers) <= {"BadRequest", "TooManyRequests"}, answers
+    assert answers.count("BadRequest") >= 1

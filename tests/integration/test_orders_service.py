@@ -104,15 +104,34 @@ def test_create_emits_order_created_and_cancel_emits_order_cancelled(orders):
     with pytest.raises(Conflict, match="Ticket is already reserved"):
         orders.rpc.create_order(BOB, "bob@example.com", ticket)
     with pytest.raises(Forbidden):
-        orders.rpc.cancel_order(order["id"], BOB)
+        orders.rpc.cancel_user_order(BOB, order["id"])
     with entrypoint_waiter(orders.listener, "on_cancelled"):
-        cancelled = orders.rpc.cancel_order(order["id"], ALICE)
+        cancelled = orders.rpc.cancel_user_order(ALICE, order["id"])
     assert cancelled["status"] == "cancelled" and cancelled["version"] == 1
     assert Listener.seen[-1][1] == {**Listener.seen[-1][1], "id": order["id"], "version": 1, "ticket": {"id": ticket}}
     # operators see any order
     assert orders.rpc.get_order(order["id"])["status"] == "cancelled"
     with pytest.raises(NotFound):
         orders.rpc.get_order(new_id(999))
+
+
+def test_user_facing_rpcs_need_an_acting_user_and_operators_have_their_own(orders):
+    ticket = orders.listed_ticket(new_id(2))
+    order = orders.rpc.create_order(ALICE, "alice@example.com", ticket)
+    assert orders.rpc.get_user_order(ALICE, order["id"])["id"] == order["id"]
+    with pytest.raises(Forbidden):
+        orders.rpc.get_user_order(BOB, order["id"])
+    for missing in (None, "", "operator"):  # no "omit the user to become an operator" any more
+        with pytest.raises(Forbidden):
+            orders.rpc.get_user_order(missing, order["id"])
+        with pytest.raises(Forbidden):
+            orders.rpc.cancel_user_order(missing, order["id"])
+        with pytest.raises(Forbidden):
+            orders.rpc.list_user_orders(missing)
+    assert [o["id"] for o in orders.rpc.list_user_orders(ALICE)] == [order["id"]]
+    assert [o["id"] for o in orders.rpc.find_orders(user_id=ALICE, status="created")] == [order["id"]]
+    assert orders.rpc.find_orders(status="complete") == []
+    assert orders.rpc.cancel_order(order["id"])["status"] == "cancelled"
 
 
 def test_expiration_cancels_a_created_order_only(orders):
@@ -140,7 +159,7 @@ def test_payment_completes_the_order(orders):
     assert name == events.ORDER_COMPLETED and payload["version"] == 2
     assert payload["userEmail"] == "alice@example.com" and payload["ticket"]["title"] == "Concert"
     with pytest.raises(Conflict):
-        orders.rpc.cancel_order(order["id"], ALICE)
+        orders.rpc.cancel_user_order(ALICE, order["id"])
     with pytest.raises(Conflict, match="Order is already paid"):
         orders.rpc.hold_for_payment(order["id"], ALICE)
 

@@ -46,7 +46,7 @@ def tickets(container_factory, service_config, database_url):
 def test_create_emits_ticket_created_with_exact_price(tickets):
     rpc, listener = tickets
     with entrypoint_waiter(listener, "on_created"):
-        ticket = rpc.create_ticket(ALICE, "  Concert  ", "12.50")
+        ticket = rpc.create_user_ticket(ALICE, "  Concert  ", "12.50")
     assert ticket["title"] == "Concert" and ticket["price"] == "12.50" and ticket["version"] == 0
     name, payload = Listener.seen[0]
     assert name == events.TICKET_CREATED
@@ -56,27 +56,27 @@ def test_create_emits_ticket_created_with_exact_price(tickets):
 
 def test_update_by_owner_bumps_version_and_emits(tickets):
     rpc, listener = tickets
-    ticket = rpc.create_ticket(ALICE, "Concert", "10")
+    ticket = rpc.create_user_ticket(ALICE, "Concert", "10")
     with entrypoint_waiter(listener, "on_updated"):
-        updated = rpc.update_ticket(ticket["id"], ALICE, "Concert (front row)", "20.25")
+        updated = rpc.update_user_ticket(ALICE, ticket["id"], "Concert (front row)", "20.25")
     assert updated["version"] == 1 and Decimal(updated["price"]) == Decimal("20.25")
     assert [p["version"] for n, p in Listener.seen if n == events.TICKET_UPDATED] == [1]
 
 
 def test_update_rules(tickets):
     rpc, _ = tickets
-    ticket = rpc.create_ticket(ALICE, "Concert", "10")
+    ticket = rpc.create_user_ticket(ALICE, "Concert", "10")
     with pytest.raises(Forbidden):
-        rpc.update_ticket(ticket["id"], BOB, "Mine now", "1")
+        rpc.update_user_ticket(BOB, ticket["id"], "Mine now", "1")
     with pytest.raises(NotFound):
-        rpc.update_ticket("f" * 32, ALICE, "x", "1")
+        rpc.update_user_ticket(ALICE, "f" * 32, "x", "1")
     with pytest.raises(NotFound):
         rpc.get_ticket("not-an-id")
 
 
 def test_reserved_ticket_is_not_listed_nor_editable_and_comes_back(tickets, vhost):
     rpc, listener = tickets
-    ticket = rpc.create_ticket(ALICE, "Concert", "10")
+    ticket = rpc.create_user_ticket(ALICE, "Concert", "10")
     order_id = "c" * 32
     dispatch = event_dispatcher({"AMQP_URI": vhost})
     created = events.new_event(events.ORDER_CREATED, id=order_id, version=0, status="created", userId=BOB,
@@ -88,7 +88,7 @@ def test_reserved_ticket_is_not_listed_nor_editable_and_comes_back(tickets, vhos
     assert reserved["orderId"] == order_id and reserved["version"] == 1
     assert ticket["id"] not in [t["id"] for t in rpc.list_tickets()["tickets"]]
     with pytest.raises(Conflict, match="Cannot edit a reserved ticket"):
-        rpc.update_ticket(ticket["id"], ALICE, "x", "1")
+        rpc.update_user_ticket(ALICE, ticket["id"], "x", "1")
 
     # a redelivered order:created has no second effect
     dispatch("orders", events.ORDER_CREATED, created)
@@ -102,7 +102,7 @@ def test_reserved_ticket_is_not_listed_nor_editable_and_comes_back(tickets, vhos
 
 def test_list_pages_newest_first(tickets):
     rpc, _ = tickets
-    ids = [rpc.create_ticket(ALICE, f"T{i}", "1")["id"] for i in range(5)]
+    ids = [rpc.create_user_ticket(ALICE, f"T{i}", "1")["id"] for i in range(5)]
     first = rpc.list_tickets(2)
     assert [t["id"] for t in first["tickets"]] == ids[::-1][:2] and first["next"]
     second = rpc.list_tickets(2, first["next"])
@@ -130,3 +130,13 @@ def test_reads_run_outside_a_transaction(postgres_url):
         status = conn.connection.dbapi_connection.info.transaction_status
         assert status == psycopg.pq.TransactionStatus.IDLE, status
     engine.dispose()
+
+
+def test_user_facing_ticket_rpcs_need_an_acting_user(tickets):
+    rpc, _listener = tickets
+    ticket = rpc.create_user_ticket(ALICE, "Concert", "10")
+    for missing in (None, "", "operator"):
+        with pytest.raises(Forbidden):
+            rpc.create_user_ticket(missing, "Concert", "10")
+        with pytest.raises(Forbidden):
+            rpc.update_user_ticket(missing, ticket["id"], "Mine", "1")

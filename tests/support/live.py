@@ -14,7 +14,9 @@ import requests
 
 DATABASE_SERVICES = ("auth", "tickets", "orders", "payments", "confirmation")
 START_TIMEOUT = 90
-OUTSIDE_SERVICES = ("STRIPE_KEY", "STRIPE_PUBLISHABLE_KEY", "SENDGRID_API_KEY", "TICKETING_ENV")
+OUTSIDE_SERVICES = ("STRIPE_KEY", "STRIPE_PUBLISHABLE_KEY", "SENDGRID_API_KEY", "TICKETING_ENV",
+                    # `ticketing up` makes its own keys per run, as it does for a developer
+                    "JWT_PRIVATE_KEY", "JWT_PUBLIC_KEY", "SECRET_KEY")
 
 
 class LiveApp:
@@ -43,9 +45,12 @@ class LiveApp:
             "PORT": str(port),
             "VAR_DIR": str(workdir / "var"),
             "MAIL_OUTBOX_DIR": str(workdir / "mail"),
-            "JWT_KEY": "test-jwt-key-" + uuid.uuid4().hex,
-            "SECRET_KEY": "test-secret-" + uuid.uuid4().hex,
             "PYTHONUNBUFFERED": "1",
+            # short, so tests can step past it (two tabs refreshing together within it get one successor)
+            "REFRESH_GRACE_SECONDS": "1",
+            # the whole suite calls from one address: per-address limits are tested on their own
+            "AUTH_MAX_FAILURES_PER_CLIENT": "10000",
+            "AUTH_MAX_SIGNUPS_PER_CLIENT": "10000",
         })
         if postgres_admin is not None:
             label = uuid.uuid4().hex[:6]

@@ -169,7 +169,8 @@ STRIPE_PUBLISHABLE_KEY: {{ . | quote }}
 
 {{/* The application secrets: values key -> environment variable. */}}
 {{- define "ticketing.appSecrets" -}}
-jwtKey: JWT_KEY
+jwtPrivateKey: JWT_PRIVATE_KEY
+jwtPublicKey: JWT_PUBLIC_KEY
 secretKey: SECRET_KEY
 stripeKey: STRIPE_KEY
 sendgridApiKey: SENDGRID_API_KEY
@@ -177,12 +178,12 @@ sendgridApiKey: SENDGRID_API_KEY
 
 {{/*
 Where an application secret comes from, as YAML {name, key}; empty when unset.
-(dict "root" $ "item" "jwtKey" "chartSecret" <name of the chart-made Secret>)
+(dict "root" $ "item" "jwtPrivateKey" "chartSecret" <name of the chart-made Secret>)
 */}}
 {{- define "ticketing.secretSource" -}}
 {{- $env := index (include "ticketing.appSecrets" . | fromYaml) .item }}
 {{- $s := index .root.Values.secrets .item }}
-{{- $generatable := has .item (list "jwtKey" "secretKey") }}
+{{- $generatable := has .item (list "jwtPrivateKey" "jwtPublicKey" "secretKey") }}
 {{- if $s.existingSecret }}
 name: {{ $s.existingSecret }}
 key: {{ $s.existingSecretKey | default $env }}
@@ -203,12 +204,22 @@ they stay the same.
 {{- $root := . }}
 {{- $live := lookup "v1" "Secret" .Release.Namespace (include "ticketing.fullname" .) | default dict }}
 {{- $liveData := get $live "data" | default dict }}
+{{- /* the token key pair is generated together: an Ed25519 key and a certificate of it
+       (the gateway reads the public key from the certificate) */}}
+{{- $pair := dict "JWT_PRIVATE_KEY" (get $liveData "JWT_PRIVATE_KEY") "JWT_PUBLIC_KEY" (get $liveData "JWT_PUBLIC_KEY") }}
+{{- if not (and $pair.JWT_PRIVATE_KEY $pair.JWT_PUBLIC_KEY) }}
+{{- $key := genPrivateKey "ed25519" }}
+{{- $cert := genSelfSignedCertWithKey "ticketing-auth" nil nil 36500 $key }}
+{{- $pair = dict "JWT_PRIVATE_KEY" ($key | b64enc) "JWT_PUBLIC_KEY" ($cert.Cert | b64enc) }}
+{{- end }}
 {{- range $item, $env := (include "ticketing.appSecrets" . | fromYaml) }}
 {{- $s := index $root.Values.secrets $item }}
 {{- if not $s.existingSecret }}
 {{- if $s.value }}
 {{ $env }}: {{ $s.value | toString | b64enc | quote }}
-{{- else if and $root.Values.secrets.generate (has $item (list "jwtKey" "secretKey")) }}
+{{- else if and $root.Values.secrets.generate (has $item (list "jwtPrivateKey" "jwtPublicKey")) }}
+{{ $env }}: {{ index $pair $env | quote }}
+{{- else if and $root.Values.secrets.generate (eq $item "secretKey") }}
 {{ $env }}: {{ get $liveData $env | default (randAlphaNum 48 | b64enc) | quote }}
 {{- end }}
 {{- end }}
@@ -288,7 +299,12 @@ $(VAR) from the variables listed before it. */}}
 {{- end }}
 {{- end }}
 {{- end }}
-{{- $wanted := list "jwtKey" "secretKey" }}
+{{- /* each pod gets only its own secrets: the signing key only auth, the verifying key the
+       gateway, the session key the frontend, the processor keys payments and confirmation */}}
+{{- $wanted := list }}
+{{- if eq .component "auth" }}{{ $wanted = append $wanted "jwtPrivateKey" }}{{ end }}
+{{- if eq .component "gateway" }}{{ $wanted = append $wanted "jwtPublicKey" }}{{ end }}
+{{- if eq .component "frontend" }}{{ $wanted = append $wanted "secretKey" }}{{ end }}
 {{- if .spec.stripe }}{{ $wanted = append $wanted "stripeKey" }}{{ end }}
 {{- if .spec.sendgrid }}{{ $wanted = append $wanted "sendgridApiKey" }}{{ end }}
 {{- $envNames := include "ticketing.appSecrets" $root | fromYaml }}

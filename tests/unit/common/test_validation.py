@@ -64,12 +64,12 @@ def test_missing_fields_and_non_objects():
 
 
 def test_email_lower_cased_and_password_trimmed():
-    data = validate(Signup, {"email": "  Ann@Example.COM ", "password": "  abcd  "})
-    assert data.email == "ann@example.com" and data.password == "abcd"
+    data = validate(Signup, {"email": "  Ann@Example.COM ", "password": "  abcdefgh  "})
+    assert data.email == "ann@example.com" and data.password == "abcdefgh"
     for bad in ["nope", "a@b", "a b@c.d", "@c.de", ""]:
-        assert error_of(Signup, {"email": bad, "password": "abcd"})["field"] == "email"
-    assert error_of(Signup, {"email": "a@b.cd", "password": " abc "})["field"] == "password"
-    assert error_of(Signup, {"email": "a@b.cd", "password": "x" * 21})["field"] == "password"
+        assert error_of(Signup, {"email": bad, "password": "abcdefgh"})["field"] == "email"
+    assert error_of(Signup, {"email": "a@b.cd", "password": " abcdefg "})["field"] == "password"
+    assert error_of(Signup, {"email": "a@b.cd", "password": "x" * 65})["field"] == "password"
 
 
 def test_ids_are_opaque_hex():

@@ -28,7 +28,7 @@ def make_app(fake):
     def make(**overrides):
         config = {
             "GATEWAY_URL": fake.url,
-            "SECRET_KEY": "test-secret",
+            "SECRET_KEY": "frontend-unit-secret-0123456789abcdef",
             "TESTING": True,
             "GATEWAY_TIMEOUT": 2.0,
             "GATEWAY_PAGE_BUDGET": 3.0,

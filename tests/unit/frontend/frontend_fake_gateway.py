@@ -51,7 +51,7 @@ class FakeGatewayState:
         self.serial += 1
         return f"{self.serial:04d}{secrets.token_hex(8)}"
 
-    def add_user(self, email, password="secret"):
+    def add_user(self, email, password="secret-pass"):
         user = {"id": self.new_id(), "email": email.lower(), "password": password}
         self.users[user["id"]] = user
         return user
@@ -216,8 +216,8 @@ def create_fake_gateway(state: FakeGatewayState) -> Flask:
         errors = []
         if not EMAIL.match(email):
             errors.append(_err("Email must be valid", "email"))
-        if not 4 <= len(password) <= 20:
-            errors.append(_err("Password must be between 4 and 20 characters", "password"))
+        if not 8 <= len(password) <= 64:
+            errors.append(_err("Password must be between 8 and 64 characters", "password"))
         if errors:
             return _errors(400, *errors)
         if any(u["email"] == email for u in state.users.values()):
@@ -445,7 +445,7 @@ def main(argv=None):
     state = FakeGatewayState()
     state.expiration_window = args.expiration_window
     url = f"http://127.0.0.1:{args.port}"
-    frontend = create_app({"GATEWAY_URL": url, "SECRET_KEY": "fake-gateway-dev"})
+    frontend = create_app({"GATEWAY_URL": url, "SECRET_KEY": "frontend-unit-secret-0123456789abcdef"})
     server = make_server("127.0.0.1", args.port, one_origin(frontend, create_fake_gateway(state)), threaded=True)
     print(f"frontend + fake gateway on {url}", flush=True)
     server.serve_forever()

@@ -24,7 +24,7 @@ class Visitor:
         token = self.csrf_token(page_path)
         return self.client.post(action, data={"csrf_token": token, **data}, **kwargs)
 
-    def signup(self, email="buyer@example.com", password="secret"):
+    def signup(self, email="buyer@example.com", password="secret-pass"):
         response = self.submit("/auth/signup", "/auth/signup", {"email": email, "password": password})
         assert response.status_code == 302, response.get_data(as_text=True)
         return response

@@ -17,7 +17,7 @@ def test_signup_form_has_real_labels(visitor):
 
 
 def test_signup_signs_in_and_redirects_home_with_the_gateway_cookies(visitor, fake):
-    response = visitor.submit("/auth/signup", "/auth/signup", {"email": "Ann@Example.com", "password": "secret"})
+    response = visitor.submit("/auth/signup", "/auth/signup", {"email": "Ann@Example.com", "password": "secret-pass"})
     assert response.status_code == 302
     assert response.headers["Location"] == "/"
     set_cookies = response.headers.getlist("Set-Cookie")
@@ -40,20 +40,20 @@ def test_signup_errors_are_shown_next_to_their_fields_and_typed_email_is_kept(vi
     assert "Email must be valid" in email and 'value="not-an-email"' in email
     assert 'aria-invalid="true"' in email and 'aria-describedby="email-error"' in email
     password = field_block(html, "password")
-    assert "Password must be between 4 and 20 characters" in password
+    assert "Password must be between 8 and 64 characters" in password
     assert 'value="x"' not in password  # a password is never written back into the page
     assert fake.users == {}
 
 
 def test_signup_with_an_email_in_use_says_so_at_the_email(visitor, fake):
     fake.add_user("ann@example.com")
-    response = visitor.submit("/auth/signup", "/auth/signup", {"email": "ann@example.com", "password": "secret"})
+    response = visitor.submit("/auth/signup", "/auth/signup", {"email": "ann@example.com", "password": "secret-pass"})
     assert response.status_code == 400
     assert "Email in use" in field_block(text(response), "email")
 
 
 def test_signin_with_wrong_credentials_shows_the_error_and_keeps_the_email(visitor, fake):
-    fake.add_user("ann@example.com", "secret")
+    fake.add_user("ann@example.com", "secret-pass")
     response = visitor.submit("/auth/signin", "/auth/signin", {"email": "ann@example.com", "password": "wrong"})
     assert response.status_code == 400
     html = text(response)
@@ -63,7 +63,7 @@ def test_signin_with_wrong_credentials_shows_the_error_and_keeps_the_email(visit
 
 
 def test_signin_goes_back_to_the_page_that_asked_for_it(visitor, fake):
-    fake.add_user("ann@example.com", "secret")
+    fake.add_user("ann@example.com", "secret-pass")
     to_signin = visitor.get("/tickets/new")
     assert to_signin.status_code == 302
     assert to_signin.headers["Location"] == "/auth/signin?next=%2Ftickets%2Fnew"
@@ -72,19 +72,19 @@ def test_signin_goes_back_to_the_page_that_asked_for_it(visitor, fake):
     response = visitor.submit(
         "/auth/signin?next=/tickets/new",
         "/auth/signin",
-        {"email": "ann@example.com", "password": "secret", "next": "/tickets/new"},
+        {"email": "ann@example.com", "password": "secret-pass", "next": "/tickets/new"},
     )
     assert response.status_code == 302
     assert response.headers["Location"] == "/tickets/new"
 
 
 def test_signin_never_redirects_to_another_site(visitor, fake):
-    fake.add_user("ann@example.com", "secret")
+    fake.add_user("ann@example.com", "secret-pass")
     for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example"):
         visitor.client.delete_cookie("access_token")
         visitor.client.delete_cookie("refresh_token")
         response = visitor.submit(
-            "/auth/signin", "/auth/signin", {"email": "ann@example.com", "password": "secret", "next": target}
+            "/auth/signin", "/auth/signin", {"email": "ann@example.com", "password": "secret-pass", "next": target}
         )
         assert response.headers["Location"] == "/", target
 
@@ -116,8 +116,8 @@ def test_forms_without_a_csrf_token_are_refused(visitor, fake):
     visitor.signup()
     ticket = fake.add_ticket(fake.add_user("seller@example.com"))
     for path, data in [
-        ("/auth/signup", {"email": "x@example.com", "password": "secret"}),
-        ("/auth/signin", {"email": "x@example.com", "password": "secret"}),
+        ("/auth/signup", {"email": "x@example.com", "password": "secret-pass"}),
+        ("/auth/signin", {"email": "x@example.com", "password": "secret-pass"}),
         ("/auth/signout", {}),
         ("/tickets/new", {"title": "A", "price": "1"}),
         (f"/tickets/{ticket['id']}/purchase", {}),
@@ -182,3 +182,16 @@ def test_the_frontend_keeps_its_own_session_cookie_to_itself(visitor, fake):
     visitor.get("/")
     assert fake.calls and all("frontend_session" not in cookies for _, _, cookies in fake.calls)
     assert all("access_token=" in cookies for _, _, cookies in fake.calls)
+
+
+def test_the_csrf_test_covers_every_form_the_frontend_accepts(make_app):
+    """If a new POST route appears, the test above must list it (and so prove it refuses forgeries)."""
+    import inspect
+
+    source = inspect.getsource(test_forms_without_a_csrf_token_are_refused)
+    app = make_app()
+    posted = sorted(rule.rule for rule in app.url_map.iter_rules() if "POST" in rule.methods)
+    assert posted, "no forms?"
+    for rule in posted:
+        shape = rule.replace("<ticket_id>", "{ticket['id']}").replace("<order_id>", "abc")
+        assert f'"{shape}"' in source, f"{rule} is not in the CSRF test"

@@ -56,7 +56,7 @@ def assert_friendly_503(response):
 
 @pytest.mark.parametrize("path", ["/", "/tickets/abc", "/auth/signin", "/orders"])
 def test_gateway_down_gives_a_friendly_page_at_once(path):
-    app = create_app({"GATEWAY_URL": f"http://127.0.0.1:{closed_port()}", "SECRET_KEY": "x"})
+    app = create_app({"GATEWAY_URL": f"http://127.0.0.1:{closed_port()}", "SECRET_KEY": "frontend-unit-secret-0123456789abcdef"})
     client = app.test_client()
     client.set_cookie("ticketing_access", "abc")  # a signed-in browser: the page must ask the gateway
     started = time.monotonic()
@@ -69,12 +69,12 @@ def test_gateway_down_gives_a_friendly_page_at_once(path):
 def test_gateway_down_while_posting_a_form_gives_the_friendly_page(visitor, fake, make_app):
     token = visitor.csrf_token("/auth/signup")
     fake.fail_with = 503
-    response = visitor.client.post("/auth/signup", data={"csrf_token": token, "email": "a@b.co", "password": "secret"})
+    response = visitor.client.post("/auth/signup", data={"csrf_token": token, "email": "a@b.co", "password": "secret-pass"})
     assert_friendly_503(response)
 
 
 def test_a_hung_gateway_gives_the_friendly_page_within_the_timeout(silent_server):
-    app = create_app({"GATEWAY_URL": silent_server, "SECRET_KEY": "x", "GATEWAY_TIMEOUT": 0.5})
+    app = create_app({"GATEWAY_URL": silent_server, "SECRET_KEY": "frontend-unit-secret-0123456789abcdef", "GATEWAY_TIMEOUT": 0.5})
     started = time.monotonic()
     response = app.test_client().get("/")
     assert time.monotonic() - started < 2
@@ -114,7 +114,7 @@ def test_a_payment_that_times_out_links_back_to_the_order(make_app, fake):
 
 
 def test_healthz_answers_without_the_gateway():
-    app = create_app({"GATEWAY_URL": f"http://127.0.0.1:{closed_port()}", "SECRET_KEY": "x"})
+    app = create_app({"GATEWAY_URL": f"http://127.0.0.1:{closed_port()}", "SECRET_KEY": "frontend-unit-secret-0123456789abcdef"})
     response = app.test_client().get("/healthz")
     assert response.status_code == 200 and response.get_data(as_text=True) == "ok"
 
@@ -127,7 +127,7 @@ def test_unknown_page_is_a_404_in_the_site_look(visitor):
 
 
 def test_an_unexpected_error_is_a_500_page_in_the_site_look(fake, caplog):
-    app = create_app({"GATEWAY_URL": fake.url, "SECRET_KEY": "x"})
+    app = create_app({"GATEWAY_URL": fake.url, "SECRET_KEY": "frontend-unit-secret-0123456789abcdef"})
 
     @app.get("/boom")
     def boom():
@@ -167,30 +167,29 @@ def test_the_countdown_script_is_allowed_by_its_nonce(visitor, fake):
     assert f"'nonce-{nonce}'" in response.headers["Content-Security-Policy"]
 
 
-def test_production_requires_a_secret_key(monkeypatch):
+@pytest.mark.parametrize("environment", ["production", "development"])
+@pytest.mark.parametrize("secret", [None, "change-me-secret-key", "too-short"])
+def test_a_missing_placeholder_or_short_secret_key_is_refused_everywhere(monkeypatch, environment, secret):
     monkeypatch.delenv("SECRET_KEY", raising=False)
     with pytest.raises(RuntimeError, match="SECRET_KEY"):
-        create_app({"TICKETING_ENV": "production"})
-    app = create_app({"TICKETING_ENV": "production", "SECRET_KEY": "s3cret"})
+        create_app({"TICKETING_ENV": environment, "SECRET_KEY": secret})
+
+
+def test_production_cookies_are_secure(monkeypatch):
+    app = create_app({"TICKETING_ENV": "production", "SECRET_KEY": "frontend-unit-secret-0123456789abcdef"})
     assert app.config["SESSION_COOKIE_SECURE"] is True
-
-
-def test_development_uses_a_default_secret_key_with_a_warning(monkeypatch, caplog):
-    monkeypatch.delenv("SECRET_KEY", raising=False)
-    with caplog.at_level(logging.WARNING):
-        app = create_app({"TICKETING_ENV": "development"})
-    assert app.config["SECRET_KEY"] and "SECRET_KEY is not set" in caplog.text
+    app = create_app({"TICKETING_ENV": "development", "SECRET_KEY": "frontend-unit-secret-0123456789abcdef"})
     assert app.config["SESSION_COOKIE_SECURE"] is False
 
 
 def test_configuration_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("GATEWAY_URL", "http://gateway.internal:9000/")
     monkeypatch.setenv("STRIPE_PUBLISHABLE_KEY", "pk_test_abc")
-    monkeypatch.setenv("SECRET_KEY", "from-env")
+    monkeypatch.setenv("SECRET_KEY", "from-env-0123456789abcdef0123456789")
     app = create_app()
     assert app.config["GATEWAY_URL"] == "http://gateway.internal:9000"
     assert app.config["STRIPE_PUBLISHABLE_KEY"] == "pk_test_abc"
-    assert app.config["SECRET_KEY"] == "from-env"
+    assert app.config["SECRET_KEY"] == "from-env-0123456789abcdef0123456789"
     monkeypatch.delenv("GATEWAY_URL")
     monkeypatch.setenv("PORT", "8123")
     assert create_app().config["GATEWAY_URL"] == "http://127.0.0.1:8123"

@@ -3,7 +3,7 @@ from frontend.app import create_app
 
 
 def test_proxy_count_makes_the_forwarded_address_the_client():
-    app = create_app({"PROXY_COUNT": 1, "TESTING": True, "SECRET_KEY": "x" * 32})
+    app = create_app({"PROXY_COUNT": 1, "TESTING": True, "SECRET_KEY": "frontend-unit-secret-0123456789abcdef" * 32})
     seen = {}
 
     @app.get("/_whoami")

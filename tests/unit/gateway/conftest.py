@@ -46,8 +46,7 @@ def rpc():
 
 @pytest.fixture
 def app(rpc, monkeypatch):
-    monkeypatch.setenv("JWT_KEY", "gateway-unit-test-key-0123456789abcdef")
-    return create_app({"RPC_POOL": rpc, "TESTING": True})
+    return create_app({"RPC_POOL": rpc, "TESTING": True, "REVOCATION_POLL_SECONDS": 0})
 
 
 @pytest.fixture

@@ -52,15 +52,15 @@ def test_create_errors(client, rpc, signed_in, error, status):
 
 def test_list_show_and_cancel(client, rpc, signed_in):
     user = signed_in()
-    rpc.orders.list_orders = lambda user_id: [an_order(user_id)]
-    rpc.orders.get_order = lambda order_id, user_id: an_order(user_id)
-    rpc.orders.cancel_order = lambda order_id, user_id: {**an_order(user_id), "status": "cancelled"}
+    rpc.orders.list_user_orders = lambda user_id: [an_order(user_id)]
+    rpc.orders.get_user_order = lambda user_id, order_id: an_order(user_id)
+    rpc.orders.cancel_user_order = lambda user_id, order_id: {**an_order(user_id), "status": "cancelled"}
     assert client.get("/api/orders").get_json()[0]["ticket"]["price"] == 12.5
     assert client.get(f"/api/orders/{ORDER}").get_json()["id"] == ORDER
     cancelled = client.delete(f"/api/orders/{ORDER}")
     assert cancelled.status_code == 204 and cancelled.data == b""
-    assert rpc.calls == [("orders.list_orders", (user["id"],)), ("orders.get_order", (ORDER, user["id"])),
-                         ("orders.cancel_order", (ORDER, user["id"]))]
+    assert rpc.calls == [("orders.list_user_orders", (user["id"],)), ("orders.get_user_order", (user["id"], ORDER)),
+                         ("orders.cancel_user_order", (user["id"], ORDER))]
 
 
 def test_malformed_ids_in_the_path_are_404_without_a_call(client, rpc, signed_in):
@@ -78,7 +78,7 @@ def test_cancel_errors(client, rpc, signed_in, error, status):
     def cancel(*args):
         raise error
 
-    rpc.orders.cancel_order = cancel
+    rpc.orders.cancel_user_order = cancel
     assert client.delete(f"/api/orders/{ORDER}").status_code == status
 
 

@@ -13,13 +13,13 @@ def test_create_needs_sign_in(client, rpc):
 
 def test_create_returns_201_with_price_as_a_json_number(client, rpc, signed_in):
     user = signed_in()
-    rpc.tickets.create_ticket = lambda user_id, title, price, key: {**TICKET, "title": title, "price": price}
+    rpc.tickets.create_user_ticket = lambda user_id, title, price, key: {**TICKET, "title": title, "price": price}
     response = client.post("/api/tickets", data='{"title": " Show ", "price": 12.5}',
                            content_type="application/json")
     assert response.status_code == 201
     assert b'"price":12.5' in response.data
     (name, (user_id, title, price, key)), = rpc.calls
-    assert (name, user_id, title, price) == ("tickets.create_ticket", user["id"], "Show", "12.50") and key
+    assert (name, user_id, title, price) == ("tickets.create_user_ticket", user["id"], "Show", "12.50") and key
 
 
 def test_list_pages_with_a_link_header(client, rpc):
@@ -51,7 +51,7 @@ def test_update_maps_service_errors(client, rpc, signed_in):
         def fail(*args, error=error):
             raise error
 
-        rpc.tickets.update_ticket = fail
+        rpc.tickets.update_user_ticket = fail
         response = client.put(f"/api/tickets/{TICKET['id']}", json={"title": "x", "price": 2})
         assert response.status_code == status and errors_of(response) == [{"message": error.message}]
     assert client.put("/api/tickets/bad-id", json={"title": "x", "price": 2}).status_code == 404

@@ -11,10 +11,10 @@ def cookies(response):
 
 
 def test_signup_sets_httponly_lax_cookies_and_returns_201(client, rpc):
-    rpc.auth.signup = lambda email, password: SESSION
-    response = client.post("/api/users/signup", json={"email": "Ann@Example.com", "password": " pass "})
+    rpc.auth.signup = lambda email, password, client: SESSION
+    response = client.post("/api/users/signup", json={"email": "Ann@Example.com", "password": " pass-word "})
     assert response.status_code == 201 and response.get_json() == SESSION["user"]
-    assert rpc.calls == [("auth.signup", ("ann@example.com", "pass"))]
+    assert rpc.calls == [("auth.signup", ("ann@example.com", "pass-word", "127.0.0.1"))]
     jar = cookies(response)
     for name in ("ticketing_access", "ticketing_refresh"):
         assert "HttpOnly" in jar[name] and "SameSite=Lax" in jar[name] and "Secure" not in jar[name]
@@ -24,16 +24,15 @@ def test_cookies_are_secure_in_production(rpc, monkeypatch):
     from gateway.app import create_app
 
     monkeypatch.setenv("TICKETING_ENV", "production")
-    monkeypatch.setenv("JWT_KEY", "production-test-key-0123456789abcdef0123")
-    rpc.auth.signup = lambda email, password: SESSION
-    app = create_app({"RPC_POOL": rpc})
-    response = app.test_client().post("/api/users/signup", json={"email": "a@b.co", "password": "pass"})
+    rpc.auth.signup = lambda email, password, client: SESSION
+    app = create_app({"RPC_POOL": rpc, "REVOCATION_POLL_SECONDS": 0})
+    response = app.test_client().post("/api/users/signup", json={"email": "a@b.co", "password": "pass-word"})
     assert all("Secure" in c for c in cookies(response).values())
 
 
 def test_signup_input_errors_name_the_field(client, rpc):
-    rpc.auth.signup = lambda email, password: SESSION
-    response = client.post("/api/users/signup", json={"email": "nope", "password": "pass"})
+    rpc.auth.signup = lambda email, password, client: SESSION
+    response = client.post("/api/users/signup", json={"email": "nope", "password": "pass-word"})
     assert response.status_code == 400 and errors_of(response)[0]["field"] == "email"
     response = client.post("/api/users/signup", json={"email": "a@b.co", "password": "abc"})
     assert errors_of(response)[0]["field"] == "password"
@@ -41,11 +40,11 @@ def test_signup_input_errors_name_the_field(client, rpc):
 
 
 def test_email_in_use_passes_through_as_400(client, rpc):
-    def in_use(email, password):
+    def in_use(email, password, client):
         raise BadRequest("Email in use", field="email")
 
     rpc.auth.signup = in_use
-    response = client.post("/api/users/signup", json={"email": "a@b.co", "password": "pass"})
+    response = client.post("/api/users/signup", json={"email": "a@b.co", "password": "pass-word"})
     assert response.status_code == 400 and errors_of(response) == [{"message": "Email in use", "field": "email"}]
 
 
@@ -85,15 +84,15 @@ def test_signout_revokes_and_clears_cookies(client, rpc):
 
 
 def test_refresh_rotates_cookies_or_clears_them(client, rpc):
-    assert client.post("/api/users/refresh").status_code == 401
+    assert client.post("/api/users/refresh", json={}).status_code == 401
     rpc.auth.refresh = lambda token: SESSION
     client.set_cookie("ticketing_refresh", "old")
-    response = client.post("/api/users/refresh")
+    response = client.post("/api/users/refresh", json={})
     assert response.status_code == 200 and "refresh-secret" in cookies(response)["ticketing_refresh"]
 
     def reused(token):
         raise NotAuthorized("Refresh token reuse detected; please sign in again")
 
     rpc.auth.refresh = reused
-    response = client.post("/api/users/refresh")
+    response = client.post("/api/users/refresh", json={})
     assert response.status_code == 401 and "Max-Age=0" in cookies(response)["ticketing_refresh"]
