@@ -1,7 +1,7 @@
 """The auth service: users and refresh tokens. The gateway verifies access tokens itself."""
 from __future__ import annotations
 
-from nameko.rpc import rpc
+from services.common.rpc import rpc
 
 from services.common.errors import BadRequest, NotAuthorized, NotFound
 from services.common.health import HealthMixin

@@ -151,6 +151,9 @@ class Store(Database):
             # More connections than workers (plus the relay), or waiting workers stall the rest.
             self.engine_options.setdefault("pool_size", self.container.config.get("max_workers", 10) + 5)
             self.engine_options.setdefault("max_overflow", 10)
+            # A pooled connection whose backend was terminated (a restart, a failover, an operator's
+            # pg_terminate_backend) is noticed and replaced at checkout, instead of failing a request.
+            self.engine_options.setdefault("pool_pre_ping", True)
         super().setup()
         configure_engine(self.engine)
         from .migrations import upgrade

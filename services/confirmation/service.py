@@ -1,7 +1,7 @@
 """The confirmation service: emails the buyer of every completed order, once; resend for operators."""
 from __future__ import annotations
 
-from nameko.rpc import rpc
+from services.common.rpc import rpc
 
 from services.common import events
 from services.common.errors import TicketingError

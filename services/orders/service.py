@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from nameko.rpc import RpcProxy, rpc
+from services.common.rpc import ServiceRpc, rpc
 from nameko.timer import timer
 
 from services.common import config, events
@@ -30,7 +30,7 @@ class OrdersService(HealthMixin):
     # More connections than workers (+ timers, outbox relay): a worker waiting on SQLAlchemy's
     # pool under eventlet stalls the others (10 workers on the default pool of 5: 19 vs 82 cancels/s).
     store = Store(Base, OutboxMessage, ProcessedEvent)
-    payments = RpcProxy("payments")
+    payments = ServiceRpc("payments")
 
     # -- the gateway ---------------------------------------------------------
     @rpc

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from nameko.dependency_providers import Config
-from nameko.rpc import RpcProxy, rpc
+from services.common.rpc import ServiceRpc, rpc
 from nameko.timer import Timer
 from sqlalchemy import select
 
@@ -41,7 +41,7 @@ class PaymentsService(HealthMixin):
     name = "payments"
 
     store = Store(Base, OutboxMessage, ProcessedEvent)
-    orders = RpcProxy("orders")
+    orders = ServiceRpc("orders")
     processor = PaymentProcessor()
     config = Config()
 

@@ -1,7 +1,7 @@
 """The tickets service: RPCs for the gateway and operators, reactions to order events."""
 from __future__ import annotations
 
-from nameko.rpc import rpc
+from services.common.rpc import rpc
 
 from services.common import events
 from services.common.handlers import handles
