@@ -1,12 +1,12 @@
 """The auth service: users and refresh tokens. The gateway verifies access tokens itself."""
 from __future__ import annotations
 
-from services.common.rpc import rpc
 
 from services.common.errors import BadRequest, NotAuthorized, NotFound
 from services.common.health import HealthMixin
 from services.common.store import Store
 from services.common.validation import is_valid_id
+from services.common.rpc import rpc
 
 from . import domain
 from .models import Base, User

@@ -1,13 +1,13 @@
 """The confirmation service: emails the buyer of every completed order, once; resend for operators."""
 from __future__ import annotations
 
-from services.common.rpc import rpc
 
 from services.common import events
 from services.common.errors import TicketingError
 from services.common.handlers import EventHandler
 from services.common.health import HealthMixin
 from services.common.store import Store
+from services.common.rpc import rpc
 
 from . import domain
 from .mailers import MailService, setting

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import logging
 
-from services.common.rpc import ServiceRpc, rpc
 from nameko.timer import timer
 
 from services.common import config, events
 from services.common.handlers import handles
 from services.common.health import HealthMixin
+from services.common.rpc import ServiceRpc, rpc
 from services.common.store import Store
 
 from . import domain
@@ -60,14 +60,16 @@ class OrdersService(HealthMixin):
 
     # -- payments --------------------------------------------------------------
     @rpc
-    def hold_for_payment(self, order_id, user_id):
+    def hold_for_payment(self, order_id, user_id, holder=None):
+        """Payments: hold the order for charge attempt ``holder`` (the same holder again: no-op)."""
         with self.store.transaction() as tx:
-            return domain.hold_for_payment(tx, order_id, user_id)
+            return domain.hold_for_payment(tx, order_id, user_id, holder)
 
     @rpc
-    def release_hold(self, order_id):
+    def release_hold(self, order_id, holder=None):
+        """Payments (its attempt ``holder``'s hold only) or operators (any hold): let go of the order."""
         with self.store.transaction() as tx:
-            return domain.release_hold(tx, order_id).to_dict()
+            return domain.release_hold(tx, order_id, holder).to_dict()
 
     # -- events ------------------------------------------------------------------
     @handles(events.TICKET_CREATED)

@@ -1,12 +1,12 @@
 """The tickets service: RPCs for the gateway and operators, reactions to order events."""
 from __future__ import annotations
 
-from services.common.rpc import rpc
 
 from services.common import events
 from services.common.handlers import handles
 from services.common.health import HealthMixin
 from services.common.store import Store
+from services.common.rpc import rpc
 
 from . import domain
 from .models import Base, OutboxMessage, ProcessedEvent
