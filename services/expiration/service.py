@@ -9,13 +9,14 @@ from nameko.messaging import consume
 from services.common import events
 from services.common.handlers import event_handler
 from services.common.health import HealthMixin
+from services.common.parked import ParkedMessagesMixin
 
 from .schedule import ExpirySchedule, due_queue
 
 log = logging.getLogger(__name__)
 
 
-class ExpirationService(HealthMixin):
+class ExpirationService(HealthMixin, ParkedMessagesMixin):
     name = "expiration"
 
     schedule = ExpirySchedule()

@@ -8,6 +8,7 @@ from nameko.timer import timer
 from services.common import config, events
 from services.common.handlers import handles
 from services.common.health import HealthMixin
+from services.common.parked import ParkedMessagesMixin
 from services.common.rpc import ServiceRpc, rpc
 from services.common.store import Store
 
@@ -24,7 +25,7 @@ EXPIRY_GRACE_SECONDS = float(config.env("ORDERS_EXPIRY_GRACE_SECONDS", "10"))
 HOLD_TIMEOUT_SECONDS = float(config.env("ORDERS_HOLD_TIMEOUT_SECONDS", "120"))
 
 
-class OrdersService(HealthMixin):
+class OrdersService(HealthMixin, ParkedMessagesMixin):
     name = "orders"
 
     # More connections than workers (+ timers, outbox relay): a worker waiting on SQLAlchemy's

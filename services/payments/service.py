@@ -12,6 +12,7 @@ from services.common import events
 from services.common.errors import NotFound, TicketingError
 from services.common.handlers import handles
 from services.common.health import HealthMixin
+from services.common.parked import ParkedMessagesMixin
 from services.common.rpc import ServiceRpc, rpc
 from services.common.store import Store
 
@@ -40,7 +41,7 @@ class ConfiguredTimer(Timer):
 configured_timer = ConfiguredTimer.decorator
 
 
-class PaymentsService(HealthMixin):
+class PaymentsService(HealthMixin, ParkedMessagesMixin):
     name = "payments"
 
     store = Store(Base, OutboxMessage, ProcessedEvent)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.common import events
 from services.common.handlers import handles
 from services.common.health import HealthMixin
+from services.common.parked import ParkedMessagesMixin
 from services.common.store import Store
 from services.common.rpc import rpc
 
@@ -12,7 +13,7 @@ from . import domain
 from .models import Base, OutboxMessage, ProcessedEvent
 
 
-class TicketsService(HealthMixin):
+class TicketsService(HealthMixin, ParkedMessagesMixin):
     name = "tickets"
 
     store = Store(Base, OutboxMessage, ProcessedEvent)

@@ -61,3 +61,17 @@ def test_ticketing_run_starts_a_dead_service_again_and_stops_on_a_clean_exit():
     cli.supervise("orders", run_once, sleep=pauses.append)
     assert len(runs) == 4
     assert pauses == list(cli.RESTART_PAUSES[:3])
+
+
+def test_every_service_answers_rpcs_with_the_deadline_aware_entrypoint():
+    """nameko's own @rpc next to ours would consume a service's queue twice (and miss deadlines)."""
+    from nameko.rpc import Rpc as NamekoRpc
+
+    from services.common.rpc import Rpc
+
+    for name in cli.available_services():
+        for klass in cli.service_class(name).__mro__:
+            for attribute in vars(klass).values():
+                for entrypoint in getattr(attribute, "nameko_entrypoints", ()):
+                    if isinstance(entrypoint, NamekoRpc):
+                        assert type(entrypoint) is Rpc, f"{name}.{attribute.__name__}"
