@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: up test install install-test bench clean
+.PHONY: up test install install-test bench faults clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ up: install
 test: install-test
 	bash scripts/prepare-test-env
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# the full fault run: three rounds of kills, broker outages and terminated DB connections, then the invariants
+faults: install-test
+	bash scripts/prepare-test-env
+	FAULTS=full $(BIN)/pytest -s -m faults tests/faults
 
 bench: install-test
 	$(BIN)/python -m bench.expiry

@@ -32,6 +32,14 @@ DECLINES = {
 }
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that was killed mid-request
+            super().handle_error(request, client_address)
+
+
 class FakeStripe:
     def __init__(self):
         self.requests: list[dict] = []
@@ -41,7 +49,7 @@ class FakeStripe:
         self._failures: list[int] = []
         self._idempotent: dict[str, tuple[dict, int, dict]] = {}
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = _QuietServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
