@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 ATTEMPT_HEADER = "x-ticketing-attempt"
 FIRST_FAILURE_HEADER = "x-ticketing-first-failure"
+#: failures that count against ``max_attempts`` (not "not yet": an early event, a lease held elsewhere)
+FAILURES_HEADER = "x-ticketing-failures"
 PARKED_ID_HEADER = "x-ticketing-parked-id"
 ERROR_HEADER = "x-ticketing-error"
 PARKED_AT_HEADER = "x-ticketing-parked-at"
@@ -59,8 +61,9 @@ def retry_delay_ms(attempt: int, max_delay_ms: float) -> int:
 
 
 class EventHandler(NamekoEventHandler):
-    """``max_attempts`` (None: no bound) parks a message after that many tries even before
-    ``retry_for`` seconds have passed (e.g. emails: ``MAIL_MAX_ATTEMPTS``)."""
+    """``max_attempts`` (None: no bound) parks a message after that many failed tries even before
+    ``retry_for`` seconds have passed (e.g. emails: ``MAIL_MAX_ATTEMPTS``); a "not yet"
+    (:class:`NotYetApplicable`) is not a failure and does not count."""
 
     def __init__(self, source_service, event_type, max_attempts=None, **kwargs):
         kwargs.setdefault("expected_exceptions", (NotYetApplicable,))
@@ -93,14 +96,15 @@ class EventHandler(NamekoEventHandler):
         attempt = int(headers.get(ATTEMPT_HEADER, 1))
         first_failure = float(headers.get(FIRST_FAILURE_HEADER, now))
         error = exc_info[1]
+        failures = int(headers.get(FAILURES_HEADER, 0)) + (0 if isinstance(error, NotYetApplicable) else 1)
         where = f"{self.queue.name} attempt {attempt}"
         reason = None
         if isinstance(error, INVALID):
             reason = "it is invalid"
         elif now - first_failure >= self.retry_for:
             reason = f"it failed for {now - first_failure:.0f} s"
-        elif self.max_attempts is not None and attempt >= self.max_attempts:
-            reason = f"{attempt} tries"
+        elif self.max_attempts is not None and failures >= self.max_attempts:
+            reason = f"{failures} failed tries"
         if reason is not None:
             headers.update({PARKED_ID_HEADER: uuid.uuid4().hex, ERROR_HEADER: f"{type(error).__name__}: {error}"[:500],
                             PARKED_AT_HEADER: events.isoformat(events.utcnow())})
@@ -110,6 +114,7 @@ class EventHandler(NamekoEventHandler):
             return
         headers[ATTEMPT_HEADER] = attempt + 1
         headers[FIRST_FAILURE_HEADER] = first_failure
+        headers[FAILURES_HEADER] = failures
         delay = retry_delay_ms(attempt, self.retry_max_delay * 1000)
         log_at = logging.INFO if isinstance(error, NotYetApplicable) else logging.WARNING
         log.log(log_at, "event failed (%s: %r); retrying in %d ms", where, error, delay)

@@ -23,8 +23,8 @@ from kombu import Connection, Exchange, Producer, Queue
 from nameko.extensions import DependencyProvider
 
 from .delays import durable_queue
-from .handlers import (ATTEMPT_HEADER, ERROR_HEADER, FIRST_FAILURE_HEADER, PARKED_AT_HEADER, PARKED_ID_HEADER,
-                       EventHandler)
+from .handlers import (ATTEMPT_HEADER, ERROR_HEADER, FAILURES_HEADER, FIRST_FAILURE_HEADER, PARKED_AT_HEADER,
+                       PARKED_ID_HEADER, EventHandler)
 from .rpc import rpc
 
 log = logging.getLogger(__name__)
@@ -99,8 +99,8 @@ class ParkedQueues:
     def replay(self, queue: str | None = None, ids: list[str] | None = None, limit: int = 1000) -> list[dict]:
         def send_back(channel, name, message):
             headers = {k: v for k, v in (message.headers or {}).items()
-                       if k not in (ATTEMPT_HEADER, FIRST_FAILURE_HEADER, PARKED_ID_HEADER, ERROR_HEADER,
-                                    PARKED_AT_HEADER)}
+                       if k not in (ATTEMPT_HEADER, FIRST_FAILURE_HEADER, FAILURES_HEADER, PARKED_ID_HEADER,
+                                    ERROR_HEADER, PARKED_AT_HEADER)}
             headers[REPLAYED_HEADER] = int(headers.get(REPLAYED_HEADER, 0)) + 1
             target = durable_queue(name)
             producer = Producer(channel)
