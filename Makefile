@@ -6,7 +6,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: up test install install-test bench cluster-test clean
+.PHONY: up test install install-test bench cluster-test faults clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ up: install
 test: install-test
 	bash scripts/prepare-test-env
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# the full fault run: three rounds of kills, broker outages and terminated DB connections, then the invariants
+faults: install-test
+	bash scripts/prepare-test-env
+	FAULTS=full $(BIN)/pytest -s -m faults tests/faults
 
 # make bench [BENCH_ARGS=--quick]: the on-sale figures on PostgreSQL (bench/suite.py; installs wrk if missing)
 bench: install-test

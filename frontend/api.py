@@ -147,8 +147,9 @@ class Gateway:
     def get(self, path, params=None):
         return self.call("GET", path, params=params)
 
-    def post(self, path, body=None, timeout=None):
-        return self.call("POST", path, body=body if body is not None else {}, timeout=timeout)
+    def post(self, path, body=None, timeout=None, idempotency_key=None):
+        return self.call("POST", path, body=body if body is not None else {}, timeout=timeout,
+                         idempotency_key=idempotency_key)
 
     def put(self, path, body):
         return self.call("PUT", path, body=body)
@@ -156,20 +157,22 @@ class Gateway:
     def delete(self, path):
         return self.call("DELETE", path)
 
-    def call(self, method, path, params=None, body=None, timeout=None) -> ApiResponse:
+    def call(self, method, path, params=None, body=None, timeout=None, idempotency_key=None) -> ApiResponse:
         """Send one call; raise ApiError for 4xx and GatewayUnavailable for the rest."""
-        response = self._send(method, path, params, body, timeout)
+        response = self._send(method, path, params, body, timeout, idempotency_key)
         if response.status_code == 401 and self._may_refresh(path) and self.refresh():
-            response = self._send(method, path, params, body, timeout)
+            response = self._send(method, path, params, body, timeout, idempotency_key)
         return self._result(response)
 
-    def _send(self, method, path, params, body, timeout=None) -> requests.Response:
+    def _send(self, method, path, params, body, timeout=None, idempotency_key=None) -> requests.Response:
         remaining = self.deadline - time.monotonic()
         if timeout is None:
             if remaining <= 0:
                 raise GatewayUnavailable("no time left for this page")
             timeout = min(self.timeout, remaining)
         headers = {"Accept": "application/json"}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         if self.forwarded_for:

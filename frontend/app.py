@@ -21,7 +21,7 @@ from . import settings
 from .api import ApiError, GatewayUnavailable, gateway, make_http_session
 from .money import format_money
 from .views import auth, orders, tickets
-from .views.common import signin_url
+from .views.common import new_request_key, signin_url
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,9 @@ def create_app(config: dict | None = None) -> Flask:
     def healthz():
         # Liveness only: the process answers. It never asks the gateway.
         return "ok", 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+    # a global, not a context variable: the form macros are imported without the context
+    app.jinja_env.globals["form_request_key"] = new_request_key
 
     @app.context_processor
     def template_helpers():

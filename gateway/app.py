@@ -9,7 +9,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.common import config, keys, web
-from services.common.errors import TicketingError
+from services.common.errors import ServiceUnavailable, TicketingError
 
 from . import guards, openapi
 from .api import health, orders, payments, tickets, users
@@ -20,6 +20,15 @@ from .rpc import RpcPool
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
+#: what a 503 tells clients to wait before trying again (seconds)
+RETRY_AFTER_SECONDS = 2
+#: a service's remote error of one of these types means "something it depends on is away":
+#: 503, not 500 (services translate them themselves; this covers one that did not)
+INFRASTRUCTURE_ERRORS = frozenset({
+    "OperationalError", "InterfaceError", "DisconnectionError", "AdminShutdown", "ConnectionFailure",
+    "ConnectionError", "ConnectionRefusedError", "ConnectionResetError", "TimeoutError", "RpcTimeout",
+    "UnknownService", "RecoverableConnectionError", "ServiceUnavailable",
+})
 
 
 def create_app(overrides: dict | None = None) -> Flask:
@@ -69,7 +78,10 @@ def error_response(message: str, status: int, field: str | None = None):
 
 def _register_errors(app: Flask) -> None:
     def make_error_response(exc: TicketingError):
-        return jsonify({"errors": exc.errors()})
+        response = jsonify({"errors": exc.errors()})
+        if exc.status == 503:
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
 
     app.make_error_response = make_error_response
 
@@ -86,6 +98,9 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(RemoteError)
     def remote_error(exc: RemoteError):
+        if exc.exc_type in INFRASTRUCTURE_ERRORS:
+            log.warning("a service could not reach what it depends on: %s", exc.exc_type)
+            return ticketing_error(ServiceUnavailable())
         log.error("a service failed: %s", exc)
         return error_response("Something went wrong", 500)
 

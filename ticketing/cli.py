@@ -48,8 +48,36 @@ def run_service(name: str) -> None:
 
     config = nameko_config(name)
     logs.setup(name)
-    logging.getLogger(__name__).info("starting service %s", name)
-    run([service_class(name)], config)
+    supervise(name, lambda: run([service_class(name)], config))
+
+
+#: pauses between restarts of a service whose container died (seconds)
+RESTART_PAUSES = (1, 2, 5, 10)
+
+
+def supervise(name: str, run_once, sleep=None) -> None:
+    """Run the service; if its container dies of an error, start it again in this process.
+
+    nameko 2 kills a whole container on some broker failures (and on any error it does not
+    expect from an extension); a process that stays dead would need an outside supervisor to
+    notice. A clean stop (SIGTERM, Ctrl-C) ends the loop. A container that ran for a minute
+    before dying starts the pauses over."""
+    import time
+
+    sleep = sleep or time.sleep
+    log = logging.getLogger(__name__)
+    failures = 0
+    while True:
+        log.info("starting service %s", name)
+        started = time.monotonic()
+        try:
+            run_once()
+            return
+        except Exception as exc:
+            failures = 1 if time.monotonic() - started > 60 else failures + 1
+            pause = RESTART_PAUSES[min(failures, len(RESTART_PAUSES)) - 1]
+            log.error("service %s died (%s: %s); starting it again in %ss", name, type(exc).__name__, exc, pause)
+            sleep(pause)
 
 
 def web_app(component: str):

@@ -1,6 +1,8 @@
 """What every view needs: the form state, who is signed in, safe redirects."""
 from __future__ import annotations
 
+import re
+import uuid
 from urllib.parse import urlencode, urlsplit
 
 from flask import redirect, request
@@ -78,3 +80,15 @@ def require_user():
         target = request.full_path.rstrip("?") if request.method == "GET" else request.referrer
         return None, redirect(signin_url(target))
     return user, None
+
+
+def new_request_key() -> str:
+    """A fresh Idempotency-Key for a form being rendered (kept in a hidden field): submitting the
+    same rendered form again, e.g. a browser's retry after a timeout, is the same request to the API."""
+    return uuid.uuid4().hex
+
+
+def posted_request_key() -> str | None:
+    """The form's Idempotency-Key, if it is one of ours."""
+    key = request.form.get("idempotency_key", "")
+    return key if re.fullmatch(r"[0-9a-f]{32}", key) else None

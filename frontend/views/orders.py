@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 from flask import Blueprint, current_app, flash, redirect, render_template, request
 
 from ..api import ApiError, GatewayUnavailable, gateway
-from .common import Form, require_user
+from .common import Form, posted_request_key, require_user
 
 bp = Blueprint("orders", __name__, url_prefix="/orders")
 
@@ -100,6 +100,7 @@ def pay(order_id):
             "/api/payments",
             {"token": token, "orderId": order_id},
             timeout=current_app.config["PAYMENT_TIMEOUT"],
+            idempotency_key=posted_request_key(),
         )
     except ApiError as exc:
         if exc.status == 402:

@@ -3,7 +3,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 
 from ..api import ApiError, gateway
 from ..money import parse_price, price_input_value
-from .common import Form, current_user, require_user, signin_url
+from .common import Form, current_user, posted_request_key, require_user, signin_url
 
 bp = Blueprint("tickets", __name__)
 
@@ -47,7 +47,8 @@ def new():
     form, price = _ticket_form_from_request()
     if form.ok:
         try:
-            ticket = gateway().post("/api/tickets", {"title": form.posted["title"].strip(), "price": price}).data
+            ticket = gateway().post("/api/tickets", {"title": form.posted["title"].strip(), "price": price},
+                                    idempotency_key=posted_request_key()).data
         except ApiError as exc:
             if exc.status not in FORM_STATUSES:
                 raise

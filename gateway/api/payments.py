@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, jsonify
 from services.common.validation import IdOf, Input, NonEmpty
 
 from ..auth import require_user
-from ..http import body
+from ..http import body, request_id
 
 bp = Blueprint("payments", __name__, url_prefix="/api/payments")
 
@@ -21,5 +21,5 @@ class PaymentBody(Input):
 def create_payment(user):
     data = body(PaymentBody)
     with current_app.rpc.client() as rpc:
-        payment = rpc.payments.charge(user["id"], data.orderId, data.token)
+        payment = rpc.payments.charge(user["id"], data.orderId, data.token, request_id())
     return jsonify({"id": payment["id"]}), 201

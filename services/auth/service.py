@@ -6,9 +6,9 @@ from nameko.extensions import DependencyProvider
 from services.common import keys
 from services.common.errors import BadRequest, NotAuthorized, NotFound
 from services.common.health import HealthMixin
-from services.common.queues import rpc
 from services.common.store import Store
 from services.common.validation import is_valid_id
+from services.common.rpc import rpc
 
 from . import domain
 from .models import Base, User

@@ -1,35 +1,72 @@
-"""Event handlers that retry with back-off and park what keeps failing, and apply an event once.
+"""Event handlers that retry with back-off, park only what cannot succeed, and apply an event once.
 
 ``event_handler`` is nameko's, except that an error does not lose the message
 (nameko acks it) nor loop it hot (``requeue_on_error``): the message goes back
-to the handler's own queue through a delay queue (1 s, 2 s, 4 s ...), and after
-``max_attempts`` it is parked in ``<queue>.parked`` and logged. ``applies_once``
-parses the payload and opens a transaction that records the event id with the
-effect, so a redelivered event has no second effect.
+to the handler's own queue through a delay queue, waiting 1 s, 2 s, 4 s ... up to
+``HANDLER_RETRY_MAX_DELAY_SECONDS`` (60) between tries, for as long as
+``HANDLER_RETRY_FOR_SECONDS`` (6 hours) since its first failure: a database or a
+broker that is away for an hour loses nothing and needs no operator. Only then,
+or at once for an *invalid* message (its payload does not validate: retrying
+cannot help), is it parked in ``<queue>.parked`` and logged, with the error in
+its headers. Operators list, replay and drop parked messages by RPC
+(:mod:`services.common.parked`).
+
+``applies_once`` parses the payload and opens a transaction that records the
+event id with the effect, so a redelivered event has no second effect.
 """
 from __future__ import annotations
 
 import functools
 import logging
+import time
+import uuid
 
 from nameko.events import EventHandler as NamekoEventHandler
+from pydantic import ValidationError
 
-from . import events, metrics
-from .delays import DelayedDelivery, backoff_ms
+from . import config, events, metrics
+from .delays import LADDER_MS, DelayedDelivery
+from .errors import BadRequest
 from .queues import TypedQueue, configured
 
 log = logging.getLogger(__name__)
 
 ATTEMPT_HEADER = "x-ticketing-attempt"
-DEFAULT_MAX_ATTEMPTS = 8
+FIRST_FAILURE_HEADER = "x-ticketing-first-failure"
+#: failures that count against ``max_attempts`` (not "not yet": an early event, a lease held elsewhere)
+FAILURES_HEADER = "x-ticketing-failures"
+PARKED_ID_HEADER = "x-ticketing-parked-id"
+ERROR_HEADER = "x-ticketing-error"
+PARKED_AT_HEADER = "x-ticketing-parked-at"
+#: how long (seconds) a failing message is retried, and the longest wait between two tries
+DEFAULT_RETRY_FOR = 6 * 3600.0
+DEFAULT_RETRY_MAX_DELAY = 60.0
 
 
 class NotYetApplicable(Exception):
     """The event arrived early (e.g. version n+2 before n+1): try again later."""
 
 
+class InvalidMessage(Exception):
+    """The message itself is wrong (poison): retrying cannot help, so it is parked at once."""
+
+
+#: errors that say the message is wrong, not that something is away
+INVALID = (InvalidMessage, ValidationError, BadRequest)
+
+
+def retry_delay_ms(attempt: int, max_delay_ms: float) -> int:
+    """1 s, 2 s, 4 s ... doubling per attempt, capped, as a step of the delay ladder."""
+    wanted = min(1000 * 2 ** max(0, attempt - 1), max(100, max_delay_ms))
+    return min((step for step in LADDER_MS if step >= wanted), default=LADDER_MS[-1])
+
+
 class EventHandler(TypedQueue, NamekoEventHandler):
-    def __init__(self, source_service, event_type, max_attempts=DEFAULT_MAX_ATTEMPTS, **kwargs):
+    """``max_attempts`` (None: no bound) parks a message after that many failed tries even before
+    ``retry_for`` seconds have passed (e.g. emails: ``MAIL_MAX_ATTEMPTS``); a "not yet"
+    (:class:`NotYetApplicable`) is not a failure and does not count."""
+
+    def __init__(self, source_service, event_type, max_attempts=None, **kwargs):
         kwargs.setdefault("expected_exceptions", (NotYetApplicable,))
         super().__init__(source_service, event_type, **kwargs)
         self.max_attempts = max_attempts
@@ -37,6 +74,11 @@ class EventHandler(TypedQueue, NamekoEventHandler):
     def setup(self):
         super().setup()
         self.delays = DelayedDelivery(self.container.config["AMQP_URI"], configured(self.container.config))
+        cfg = self.container.config
+        self.retry_for = float(cfg.get("HANDLER_RETRY_FOR_SECONDS")
+                               or config.env("HANDLER_RETRY_FOR_SECONDS", str(DEFAULT_RETRY_FOR)))
+        self.retry_max_delay = float(cfg.get("HANDLER_RETRY_MAX_DELAY_SECONDS")
+                                     or config.env("HANDLER_RETRY_MAX_DELAY_SECONDS", str(DEFAULT_RETRY_MAX_DELAY)))
 
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is not None:
@@ -49,18 +91,35 @@ class EventHandler(TypedQueue, NamekoEventHandler):
                 return
         self.queue_consumer.ack_message(message)
 
-    def _retry_or_park(self, message, exc_info):
+    def _retry_or_park(self, message, exc_info, now: float | None = None):
+        now = time.time() if now is None else now
         headers = dict(message.headers or {})
         attempt = int(headers.get(ATTEMPT_HEADER, 1))
-        where = f"{self.queue.name} attempt {attempt}/{self.max_attempts}"
-        if attempt >= self.max_attempts:
-            log.error("parking event after %s: %r (payload %s)", where, exc_info[1], message.payload)
+        first_failure = float(headers.get(FIRST_FAILURE_HEADER, now))
+        error = exc_info[1]
+        failures = int(headers.get(FAILURES_HEADER, 0)) + (0 if isinstance(error, NotYetApplicable) else 1)
+        where = f"{self.queue.name} attempt {attempt}"
+        reason = None
+        if isinstance(error, INVALID):
+            reason = "it is invalid"
+        elif now - first_failure >= self.retry_for:
+            reason = f"it failed for {now - first_failure:.0f} s"
+        elif self.max_attempts is not None and failures >= self.max_attempts:
+            reason = f"{failures} failed tries"
+        if reason is not None:
+            headers.update({PARKED_ID_HEADER: uuid.uuid4().hex, ERROR_HEADER: f"{type(error).__name__}: {error}"[:500],
+                            PARKED_AT_HEADER: events.isoformat(events.utcnow())})
+            log.error("parking event of %s after %s (%s: %s); payload %s", where, reason, type(error).__name__,
+                      error, message.payload)
             self.delays.park(self.queue.name, message.payload, headers)
             metrics.EVENTS_PARKED.labels(self.queue.name).inc()
             return
         headers[ATTEMPT_HEADER] = attempt + 1
-        delay = backoff_ms(attempt)
-        log.warning("event failed (%s: %r); retrying in %d ms", where, exc_info[1], delay)
+        headers[FIRST_FAILURE_HEADER] = first_failure
+        headers[FAILURES_HEADER] = failures
+        delay = retry_delay_ms(attempt, self.retry_max_delay * 1000)
+        log_at = logging.INFO if isinstance(error, NotYetApplicable) else logging.WARNING
+        log.log(log_at, "event failed (%s: %r); retrying in %d ms", where, error, delay)
         self.delays.send_later(self.queue.name, message.payload, delay, headers)
         metrics.EVENT_RETRIES.labels(self.queue.name).inc()
 
@@ -79,7 +138,10 @@ def applies_once(method):
     @functools.wraps(method)
     def wrapper(self, payload):
         event_name = wrapper.event_name
-        event = events.parse(event_name, payload)
+        try:
+            event = events.parse(event_name, payload)
+        except (ValidationError, TypeError, ValueError) as invalid:
+            raise InvalidMessage(f"{event_name} does not match its contract: {invalid}") from None
         with self.store.transaction() as tx:
             if not tx.first_delivery(event, consumer=method.__name__):
                 log.info("dropping duplicate %s %s", event_name, event.eventId)

@@ -4,7 +4,7 @@
 :func:`services.common.config.queue_type` into the nameko config. It applies to
 every durable queue we declare:
 
-* nameko's own: the RPC queue ``rpc-<service>`` (:data:`rpc`) and the event
+* nameko's own: the RPC queue ``rpc-<service>`` (``services.common.rpc.rpc``) and the event
   queues ``evt-<source>-<event>--<service>.<method>`` (the event handlers of
   :mod:`services.common.handlers`), and ``@consume`` queues (:data:`consume`);
 * ours: the delay holding queues ``delay.<ms>ms``, ``expiration.due`` and the
@@ -20,7 +20,7 @@ reconnected, and a reply in flight is lost: the caller times out). With
 ``quorum`` they are quorum queues, so a reply in flight survives the node loss
 and reaches the caller once it has reconnected: a service waiting on another
 (payments on orders) is not left waiting for a reply that was dropped.
-Services get them through :class:`RpcProxy`, standalone clients (the gateway)
+Services get them through ``services.common.rpc.ServiceRpc``, standalone clients (the gateway)
 through :class:`StandaloneReplyListener`.
 
 A quorum queue is replicated on a majority of a cluster's nodes, so it
@@ -45,9 +45,6 @@ from kombu import Queue
 from nameko.messaging import Consumer as NamekoConsumer
 from nameko.rpc import RPC_REPLY_QUEUE_TEMPLATE, RPC_REPLY_QUEUE_TTL, get_rpc_exchange
 from nameko.rpc import ReplyListener as NamekoReplyListener
-from nameko.rpc import Rpc as NamekoRpc
-from nameko.rpc import RpcConsumer as NamekoRpcConsumer
-from nameko.rpc import RpcProxy as NamekoRpcProxy
 from nameko.standalone.rpc import PollingQueueConsumer, SingleThreadedReplyListener
 
 from . import broker  # noqa: F401  (nameko's connection errors then mask every address's password)
@@ -97,14 +94,6 @@ class TypedQueue:
         self.queue = typed(self.queue, configured(self.container.config))
 
 
-class RpcConsumer(TypedQueue, NamekoRpcConsumer):
-    pass
-
-
-class Rpc(NamekoRpc):
-    rpc_consumer = RpcConsumer()
-
-
 class Consumer(TypedQueue, NamekoConsumer):
     pass
 
@@ -134,12 +123,6 @@ class ReplyListener(TypedReplies, NamekoReplyListener):
     pass
 
 
-class RpcProxy(NamekoRpcProxy):
-    """nameko's ``RpcProxy`` whose replies come back on a queue of the configured type."""
-
-    rpc_reply_listener = ReplyListener()
-
-
 class FailoverPollingQueueConsumer(PollingQueueConsumer):
     """The standalone proxy's consumer, connecting to any one of several broker addresses.
 
@@ -161,7 +144,5 @@ class StandaloneReplyListener(TypedReplies, SingleThreadedReplyListener):
         self.queue_consumer = FailoverPollingQueueConsumer(timeout=timeout)
 
 
-#: ``@rpc`` of every service: nameko's, with ``rpc-<service>`` of the configured type
-rpc = Rpc.decorator
 #: ``@consume(queue)``: nameko's, with ``queue`` of the configured type
 consume = Consumer.decorator

@@ -152,8 +152,13 @@ class Store(Database):
         url = self.container.config["DB_URIS"][f"{self.container.service_name}:{self.declarative_base.__name__}"]
         if not url.startswith("sqlite"):
             # More connections than workers (plus the relay), or waiting workers stall the rest.
-            self.engine_options.setdefault("pool_size", self.container.config.get("max_workers", 10) + 5)
-            self.engine_options.setdefault("max_overflow", 10)
+            # DB_POOL_SIZE / DB_MAX_OVERFLOW cap it where many processes share one server's connections.
+            workers = self.container.config.get("max_workers", 10)
+            self.engine_options.setdefault("pool_size", int(os.environ.get("DB_POOL_SIZE") or workers + 5))
+            self.engine_options.setdefault("max_overflow", int(os.environ.get("DB_MAX_OVERFLOW") or 10))
+            # A pooled connection whose backend was terminated (a restart, a failover, an operator's
+            # pg_terminate_backend) is noticed and replaced at checkout, instead of failing a request.
+            self.engine_options.setdefault("pool_pre_ping", True)
         super().setup()
         configure_engine(self.engine)
         from .migrations import upgrade

@@ -5,12 +5,17 @@ from services.common import events
 from services.common.errors import TicketingError
 from services.common.handlers import EventHandler
 from services.common.health import HealthMixin
-from services.common.queues import rpc
+from services.common.parked import ParkedMessagesMixin
 from services.common.store import Store
+from services.common.rpc import rpc
 
 from . import domain
 from .mailers import MailService, setting
 from .models import Base, OutboxMessage, ProcessedEvent
+
+
+#: a mail provider refusing a message 8 times (~2 min) is not coming back by itself: park, keep it listed
+DEFAULT_MAIL_ATTEMPTS = 8
 
 
 class MailRetries(EventHandler):
@@ -18,10 +23,10 @@ class MailRetries(EventHandler):
 
     def setup(self):
         super().setup()
-        self.max_attempts = int(setting(self.container.config, "MAIL_MAX_ATTEMPTS", self.max_attempts))
+        self.max_attempts = int(setting(self.container.config, "MAIL_MAX_ATTEMPTS", DEFAULT_MAIL_ATTEMPTS))
 
 
-class ConfirmationService(HealthMixin):
+class ConfirmationService(HealthMixin, ParkedMessagesMixin):
     name = "confirmation"
 
     # The order id, not the event id, is what must be handled once (one email per order), and the

@@ -8,14 +8,16 @@ from nameko.events import EventDispatcher
 from services.common import broker, events, metrics
 from services.common.handlers import event_handler
 from services.common.health import HealthMixin
-from services.common.queues import consume, rpc
+from services.common.parked import ParkedMessagesMixin
+from services.common.queues import consume
+from services.common.rpc import rpc
 
 from .schedule import ExpirySchedule, due_queue
 
 log = logging.getLogger(__name__)
 
 
-class ExpirationService(HealthMixin):
+class ExpirationService(HealthMixin, ParkedMessagesMixin):
     name = "expiration"
 
     schedule = ExpirySchedule()

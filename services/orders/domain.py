@@ -99,7 +99,7 @@ def reserve_ticket(tx, user_id: str, user_email: str, ticket_id, window_seconds:
         raise NotFound("Ticket not found")
     if ticket.user_id == user_id:
         raise Conflict(OWN_TICKET)
-    order = Order(user_id=user_id, user_email=user_email, ticket_id=ticket.id, status=CREATED,
+    order = Order(user_id=user_id, user_email=user_email, ticket_id=ticket.id, status=CREATED, price=ticket.price,
                   expires_at=now + timedelta(seconds=window_seconds), created_at=now)
     order.ticket = ticket
     tx.session.add(order)
@@ -110,7 +110,7 @@ def reserve_ticket(tx, user_id: str, user_email: str, ticket_id, window_seconds:
         raise Conflict(RESERVED) from None
     tx.emit(events.ORDER_CREATED, id=order.id, version=order.version, status=order.status,
             userId=order.user_id, userEmail=order.user_email, expiresAt=events.isoformat(order.expires_at),
-            ticket={"id": ticket.id, "price": ticket.price})
+            ticket={"id": ticket.id, "price": order.price})
     return order
 
 
@@ -128,7 +128,7 @@ def _move(tx, order: Order, status: str, **values) -> Order:
         tx.emit(events.ORDER_CANCELLED, id=order.id, version=order.version, ticket={"id": order.ticket_id})
     elif status == COMPLETE:
         tx.emit(events.ORDER_COMPLETED, id=order.id, version=order.version, userId=order.user_id,
-                userEmail=order.user_email, ticket=order.ticket.summary())
+                userEmail=order.user_email, ticket=order.ticket_summary())
     # created <-> awaiting:payment is internal to orders: no event announces it.
     return order
 
@@ -147,16 +147,19 @@ def cancel_order(tx, order_id: str, user_id: str | None = None) -> Order:
     return _move(tx, order, CANCELLED)
 
 
-def expire(tx, order_id: str) -> bool:
-    """expiration:complete — cancel the order only if it is still ``created``. True if it was cancelled.
+def expire(tx, order_id: str, now: datetime | None = None) -> bool:
+    """expiration:complete — cancel the order only if it is still ``created`` and its time is up.
+    True if it was cancelled.
 
     One conditional UPDATE (no read first): this is the hot path when many orders expire at once.
+    An early or forged expiration:complete finds the order's expiresAt still ahead and does nothing.
     """
     if not is_valid_id(order_id):
         log.warning("expiration:complete for a malformed order id %r; ignoring it", order_id)
         return False
+    now = now or events.utcnow()
     row = tx.session.execute(
-        update(Order).where(Order.id == order_id, Order.status == CREATED)
+        update(Order).where(Order.id == order_id, Order.status == CREATED, Order.expires_at <= now)
         .values(status=CANCELLED, version=Order.version + 1)
         .returning(Order.version, Order.ticket_id)
         .execution_options(synchronize_session=False)
@@ -167,12 +170,18 @@ def expire(tx, order_id: str) -> bool:
     return True
 
 
-def hold_for_payment(tx, order_id: str, user_id: str, now: datetime | None = None) -> dict:
-    """created → awaiting:payment, so that expiry and a payment cannot both win."""
+def hold_for_payment(tx, order_id: str, user_id: str, holder: str | None = None,
+                     now: datetime | None = None) -> dict:
+    """created → awaiting:payment, so that expiry and a payment cannot both win.
+
+    ``holder`` (payments' charge attempt) is recorded: the same holder asking again (its
+    request was redelivered after a crash) gets the hold it already has, anyone else 409."""
     now = now or events.utcnow()
     order = find(tx.session, order_id, for_update=True)
     if order.user_id != user_id:
         raise Forbidden("This order is not yours")
+    if order.status == AWAITING_PAYMENT and holder is not None and order.held_by == holder:
+        return _payable(order)
     if order.status == CANCELLED:
         raise Conflict("Order is cancelled")
     if order.status == COMPLETE:
@@ -181,19 +190,30 @@ def hold_for_payment(tx, order_id: str, user_id: str, now: datetime | None = Non
         raise Conflict("Order is being paid")
     if order.expires_at <= now:
         raise Conflict("Order has expired")
-    _move(tx, order, AWAITING_PAYMENT, held_at=now)
-    return {**order.to_dict(), "amountCents": int(order.ticket.price * 100)}
+    _move(tx, order, AWAITING_PAYMENT, held_at=now, held_by=holder)
+    return _payable(order)
 
 
-def release_hold(tx, order_id: str, now: datetime | None = None) -> Order:
-    """awaiting:payment → created (or → cancelled if it expired meanwhile); otherwise nothing."""
+def _payable(order: Order) -> dict:
+    """What payments charges: the price the order was reserved at, in cents."""
+    return {**order.to_dict(), "amountCents": int(order.reserved_price * 100)}
+
+
+def release_hold(tx, order_id: str, holder: str | None = None, now: datetime | None = None) -> Order:
+    """awaiting:payment → created (or → cancelled if it expired meanwhile); otherwise nothing.
+
+    With ``holder``, only that holder's hold is released (a late release of an earlier attempt
+    must not free a hold a later one has taken); without, any hold (an operator's release)."""
     now = now or events.utcnow()
     order = find(tx.session, order_id, for_update=True)
     if order.status != AWAITING_PAYMENT:
         return order
+    if holder is not None and order.held_by is not None and order.held_by != holder:
+        log.info("not releasing order %s: held by %s, not %s", order_id, order.held_by, holder)
+        return order
     if order.expires_at <= now:
-        return _move(tx, order, CANCELLED, held_at=None)
-    return _move(tx, order, CREATED, held_at=None)
+        return _move(tx, order, CANCELLED, held_at=None, held_by=None)
+    return _move(tx, order, CREATED, held_at=None, held_by=None)
 
 
 def complete(tx, order_id: str) -> Order | None:
@@ -202,8 +222,10 @@ def complete(tx, order_id: str) -> Order | None:
     if order.status == COMPLETE:
         return order
     if order.status == CANCELLED:
-        # Cannot happen while payments holds the order first; loud if it ever does.
-        log.error("payment for cancelled order %s: refund it (the ticket may be resold)", order_id)
+        # Only if an operator released the hold of a charge that then succeeded: payments
+        # refunds a payment of a cancelled order (it learns of the cancellation by order:cancelled).
+        log.warning("payment for cancelled order %s: it stays cancelled and payments refunds the charge",
+                    order_id)
         return order
     return _move(tx, order, COMPLETE, held_at=None)
 

@@ -66,8 +66,13 @@ class Order(Base):
     ticket_id: Mapped[str] = mapped_column(String(32), ForeignKey("tickets.id"))
     status: Mapped[str] = mapped_column(String(20))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: the price of the ticket when it was reserved: what the buyer is shown and charged
+    price: Mapped[Decimal | None] = mapped_column("price_cents", Money(), nullable=True)
     #: when the order last went to awaiting:payment (stale holds are released by a timer)
     held_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: the payments charge attempt that holds it: a repeat of that attempt's hold succeeds, and
+    #: only that attempt's release lets go of it
+    held_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -85,5 +90,13 @@ class Order(Base):
             "userId": self.user_id,
             "expiresAt": events.isoformat(self.expires_at),
             "version": self.version,
-            "ticket": self.ticket.summary(),
+            "ticket": self.ticket_summary(),
         }
+
+    @property
+    def reserved_price(self) -> Decimal:
+        return self.price if self.price is not None else self.ticket.price
+
+    def ticket_summary(self) -> dict:
+        """The ticket as the buyer reserved it: its title now, the price it had then."""
+        return {**self.ticket.summary(), "price": f"{self.reserved_price:.2f}"}

@@ -8,7 +8,8 @@ from nameko.timer import timer
 from services.common import config, events, logs, metrics
 from services.common.handlers import handles
 from services.common.health import HealthMixin
-from services.common.queues import RpcProxy, rpc
+from services.common.parked import ParkedMessagesMixin
+from services.common.rpc import ServiceRpc, rpc
 from services.common.store import Store
 from services.common.validation import acting_user
 
@@ -29,13 +30,13 @@ def moved(status: str, reason: str) -> None:
     metrics.ORDER_TRANSITIONS.labels(status, reason).inc()
 
 
-class OrdersService(HealthMixin):
+class OrdersService(HealthMixin, ParkedMessagesMixin):
     name = "orders"
 
     # More connections than workers (+ timers, outbox relay): a worker waiting on SQLAlchemy's
     # pool under eventlet stalls the others (10 workers on the default pool of 5: 19 vs 82 cancels/s).
     store = Store(Base, OutboxMessage, ProcessedEvent)
-    payments = RpcProxy("payments")
+    payments = ServiceRpc("payments")
 
     # -- the gateway: user-facing, the acting user's id first -------------------
     @rpc
@@ -108,18 +109,20 @@ class OrdersService(HealthMixin):
 
     # -- payments --------------------------------------------------------------
     @rpc
-    def hold_for_payment(self, order_id, user_id):
+    def hold_for_payment(self, order_id, user_id, holder=None):
+        """Payments: hold the order for charge attempt ``holder`` (the same holder again: no-op)."""
         with self.store.transaction() as tx:
-            order = domain.hold_for_payment(tx, order_id, user_id)
+            order = domain.hold_for_payment(tx, order_id, user_id, holder)
         moved(AWAITING_PAYMENT, "payment")
         log.info("order %s held for payment", order_id)
         return order
 
     @rpc
-    def release_hold(self, order_id):
+    def release_hold(self, order_id, holder=None):
+        """Payments (its attempt ``holder``'s hold only) or operators (any hold): let go of the order."""
         with self.store.transaction() as tx:
             was_held = domain.find(tx.session, order_id).status == AWAITING_PAYMENT
-            order = domain.release_hold(tx, order_id).to_dict()
+            order = domain.release_hold(tx, order_id, holder).to_dict()
         if was_held:
             reason = "expired while being paid" if order["status"] == CANCELLED else "payment not made"
             moved(order["status"], "expired" if order["status"] == CANCELLED else "released")

@@ -70,6 +70,9 @@ class Processor(Protocol):
                description: str = "", metadata: dict | None = None) -> str:
         """Charge the card; return the charge id."""
 
+    def refund(self, *, charge_id: str, amount_cents: int, idempotency_key: str) -> str:
+        """Give the money of a charge back; return the refund id. Raises ProcessorUnavailable."""
+
 
 class SandboxProcessor:
     """Offline stand-in for Stripe: test tokens behave as on Stripe, nothing leaves the machine.
@@ -82,6 +85,7 @@ class SandboxProcessor:
 
     def __init__(self):
         self.charges: dict[str, dict] = {}
+        self.refunds: dict[str, dict] = {}
         self._lock = threading.Lock()
 
     def charge(self, *, amount_cents, currency, token, idempotency_key, description="", metadata=None) -> str:
@@ -94,6 +98,11 @@ class SandboxProcessor:
             self.charges.setdefault(idempotency_key, {"id": charge_id, "amount": amount_cents,
                                                       "currency": currency, "source": token})
         return charge_id
+
+    def refund(self, *, charge_id, amount_cents, idempotency_key) -> str:
+        with self._lock:
+            self.refunds.setdefault(idempotency_key, {"charge": charge_id, "amount": amount_cents})
+        return "re_sandbox_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
 
 
 class StripeProcessor:
@@ -147,6 +156,16 @@ class StripeProcessor:
         if getattr(charge, "status", "succeeded") == "failed":
             raise CardDeclined(getattr(charge, "failure_message", None) or DECLINED)
         return charge.id
+
+    def refund(self, *, charge_id, amount_cents, idempotency_key) -> str:
+        """A refund (the Refunds API, ``stripe.Refund.create``) with its own idempotency key."""
+        stripe = self._stripe
+        try:
+            refund = self.client.v1.refunds.create(params={"charge": charge_id, "amount": amount_cents},
+                                                   options={"idempotency_key": idempotency_key})
+        except stripe.StripeError as exc:
+            raise ProcessorUnavailable(f"Stripe refund failed: {type(exc).__name__}: {exc.user_message}") from exc
+        return refund.id
 
 
 def setting(container_config: dict, name: str, default=None):

@@ -1,4 +1,5 @@
-"""The payments service: the charge RPC for the gateway, reconciliation of unconfirmed charges, look-ups for operators."""
+"""The payments service: the charge RPC for the gateway, reconciliation of unconfirmed charges, the hold
+sweep (dead payers, holds to release, refunds of cancelled orders), look-ups and refunds for operators."""
 from __future__ import annotations
 
 import logging
@@ -7,10 +8,12 @@ from nameko.dependency_providers import Config
 from nameko.timer import Timer
 from sqlalchemy import select
 
-from services.common import metrics
+from services.common import events, metrics
 from services.common.errors import NotFound, PaymentDeclined, ServiceUnavailable, TicketingError
+from services.common.handlers import handles
 from services.common.health import HealthMixin
-from services.common.queues import RpcProxy, rpc
+from services.common.parked import ParkedMessagesMixin
+from services.common.rpc import ServiceRpc, rpc
 from services.common.store import Store
 
 from . import domain
@@ -50,19 +53,21 @@ class ConfiguredTimer(Timer):
 configured_timer = ConfiguredTimer.decorator
 
 
-class PaymentsService(HealthMixin):
+class PaymentsService(HealthMixin, ParkedMessagesMixin):
     name = "payments"
 
     store = Store(Base, OutboxMessage, ProcessedEvent)
-    orders = RpcProxy("orders")
+    orders = ServiceRpc("orders")
     processor = PaymentProcessor()
     config = Config()
 
     @rpc(expected_exceptions=EXPECTED)
-    def charge(self, user_id, order_id, token):
-        """Pay ``order_id`` (owned by ``user_id``) with card ``token``; returns ``{"id": payment id}``."""
+    def charge(self, user_id, order_id, token, request_id=None):
+        """Pay ``order_id`` (owned by ``user_id``) with card ``token``; returns ``{"id": payment id}``.
+        The same ``request_id`` again gets the first outcome (the same payment, the same decline)."""
         try:
-            result = domain.pay_for_order(self.store, self.orders, self.processor, user_id, order_id, token)
+            result = domain.pay_for_order(self.store, self.orders, self.processor, user_id, order_id, token,
+                                          request_id)
         except BaseException as exc:
             metrics.PAYMENTS.labels(payment_outcome(exc)).inc()
             raise
@@ -82,6 +87,25 @@ class PaymentsService(HealthMixin):
             log.info("reconciliation round: %s", counts)
         return counts
 
+    @configured_timer("PAYMENTS_HOLD_SWEEP_INTERVAL", domain.HOLD_SWEEP_INTERVAL)
+    def settle_holds(self):
+        """Drop attempts whose payer died before charging (PAYMENTS_HOLD_GRACE seconds), release the
+        holds of attempts that moved no money, refund payments of cancelled orders."""
+        counts = domain.settle_holds(self.store, self.orders, self.processor,
+                                     grace=float(setting(self.config, "PAYMENTS_HOLD_GRACE", domain.HOLD_GRACE)))
+        if any(counts.values()):
+            log.info("hold sweep: %s", counts)
+        return counts
+
+    @handles(events.ORDER_CANCELLED)
+    def on_order_cancelled(self, tx, event):
+        domain.note_cancelled(tx, event.id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def refund(self, order_id):
+        """Operators: give back the payment of ``order_id`` (once); returns the refund record."""
+        return domain.refund_payment(self.store, self.processor, order_id, reason="an operator asked for it")
+
     @rpc(expected_exceptions=EXPECTED)
     def get_payment(self, order_id):
         """Operators: the payment of an order (charge id, amount in cents, processor)."""
@@ -93,15 +117,10 @@ class PaymentsService(HealthMixin):
 
     @rpc
     def has_unsettled_charge(self, order_id):
-        """For orders' sweep of stale holds: may money have moved for this order without being
-        recorded yet (a charge attempt pending or abandoned)? Then the hold must stay."""
+        """For orders' sweep of stale holds: may money have moved for this order (an attempt holding,
+        pending, abandoned, or paid and not yet applied by orders)? Then the hold must stay."""
         with self.store.read() as session:
-            return session.scalars(
-                select(ChargeAttempt.id).where(
-                    ChargeAttempt.order_id == order_id,
-                    ChargeAttempt.state.in_((ChargeAttempt.PENDING, ChargeAttempt.ABANDONED)),
-                ).limit(1)
-            ).first() is not None
+            return domain.has_unsettled_charge(session, order_id)
 
     @rpc(expected_exceptions=EXPECTED)
     def unsettled_attempts(self):

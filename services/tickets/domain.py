@@ -3,15 +3,19 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from datetime import datetime
 
 from sqlalchemy import and_, bindparam, or_, select
 
 from services.common import events
 from services.common.errors import Conflict, Forbidden, NotFound
+from services.common.handlers import NotYetApplicable
 from services.common.validation import Input, Money, Title, is_valid_id, validate
 
-from .models import Ticket
+from .models import CancelledOrder, Ticket
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PAGE = 50
 #: a cursor we issue is about 80 characters
@@ -68,16 +72,32 @@ def edit_ticket(tx, ticket_id: str, user_id: str, title, price) -> Ticket:
 
 
 def reserve(tx, ticket_id: str, order_id: str) -> None:
-    """order:created — the ticket is held by that order (and off sale)."""
+    """order:created — the ticket is held by that order (and off sale).
+
+    Order events may arrive in any order. An order already cancelled (its order:cancelled came
+    first) reserves nothing. A ticket still held by another order waits (retried later): orders
+    allows one active order per ticket, so that other order's order:cancelled is on its way."""
     ticket = find(tx.session, ticket_id, for_update=True)
     if ticket.order_id == order_id:
         return
+    if tx.session.get(CancelledOrder, order_id) is not None:
+        log.info("order:created of %s after its order:cancelled: ticket %s stays as it is", order_id, ticket_id)
+        return
+    if ticket.sold_at is not None:
+        log.warning("order:created of %s for ticket %s, already sold to order %s: ignored",
+                    order_id, ticket_id, ticket.order_id)
+        return
+    if ticket.order_id is not None:
+        raise NotYetApplicable(f"ticket {ticket_id} is held by order {ticket.order_id}; waiting for its "
+                               f"order:cancelled before reserving it for {order_id}")
     ticket.order_id = order_id
     _changed(tx, ticket)
 
 
 def release(tx, ticket_id: str, order_id: str) -> None:
-    """order:cancelled — back on sale, unless another order holds it or it was sold."""
+    """order:cancelled — back on sale if that order holds it (not another one, and not sold)."""
+    if tx.session.get(CancelledOrder, order_id) is None:
+        tx.session.add(CancelledOrder(order_id=order_id, ticket_id=ticket_id, cancelled_at=events.utcnow()))
     ticket = find(tx.session, ticket_id, for_update=True)
     if ticket.order_id != order_id or ticket.sold_at is not None:
         return

@@ -54,3 +54,13 @@ class Ticket(Base):
     def to_event(self) -> dict:
         return {"id": self.id, "version": self.version, "title": self.title, "price": self.price,
                 "userId": self.user_id, "orderId": self.order_id}
+
+
+class CancelledOrder(Base):
+    """An order whose order:cancelled was applied: its order:created, should it come later, reserves nothing."""
+
+    __tablename__ = "cancelled_orders"
+
+    order_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ticket_id: Mapped[str] = mapped_column(String(32))
+    cancelled_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -7,7 +7,8 @@ import weakref
 from services.common import events
 from services.common.handlers import handles
 from services.common.health import HealthMixin
-from services.common.queues import rpc
+from services.common.parked import ParkedMessagesMixin
+from services.common.rpc import rpc
 from services.common.store import Store
 from services.common.validation import acting_user
 
@@ -29,7 +30,7 @@ def _reader(engine):
     return reader
 
 
-class TicketsService(HealthMixin):
+class TicketsService(HealthMixin, ParkedMessagesMixin):
     name = "tickets"
 
     store = Store(Base, OutboxMessage, ProcessedEvent)

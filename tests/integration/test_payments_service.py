@@ -263,12 +263,14 @@ def test_an_attempt_locked_by_one_replica_is_skipped_by_another(postgres_url):
     store = unit_store("payments", postgres_url)
     order = {"id": "c" * 32, "amountCents": 500, "ticket": {"title": "Opera", "price": "5"}}
     with store.transaction() as tx:
-        attempt = domain.open_attempt(tx, order, "tok_visa")
+        attempt = domain.open_attempt(tx, order["id"], "tok_visa")
+    with store.transaction() as tx:
+        assert domain._start(tx, attempt.id, order)
 
     class Orders:
         released: list = []
 
-        def release_hold(self, order_id):
+        def release_hold(self, order_id, holder=None):
             self.released.append(order_id)
 
         def get_order(self, order_id):

@@ -13,7 +13,7 @@ like Stripe where our code depends on it:
   retries them), ``delay`` slows every answer (to widen races).
 
 ``requests`` holds every request (method, path, headers, form); ``charges``
-the charges it really created.
+the charges it really created, ``refunds`` the refunds (``POST /v1/refunds``).
 """
 from __future__ import annotations
 
@@ -32,15 +32,24 @@ DECLINES = {
 }
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that was killed mid-request
+            super().handle_error(request, client_address)
+
+
 class FakeStripe:
     def __init__(self):
         self.requests: list[dict] = []
         self.charges: list[dict] = []
+        self.refunds: list[dict] = []
         self.delay = 0.0
         self._failures: list[int] = []
         self._idempotent: dict[str, tuple[dict, int, dict]] = {}
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = _QuietServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -51,6 +60,7 @@ class FakeStripe:
         with self._lock:
             self.requests.clear()
             self.charges.clear()
+            self.refunds.clear()
             self._failures.clear()
             self._idempotent.clear()
             self.delay = 0.0
@@ -80,7 +90,7 @@ class FakeStripe:
             return failure, {"error": {"type": "api_error", "message": "Fake Stripe was told to fail"}}, {}
         if not headers.get("authorization", "").startswith("Bearer sk_"):
             return 401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}}, {}
-        if (method, path) != ("POST", "/v1/charges"):
+        if (method, path) not in (("POST", "/v1/charges"), ("POST", "/v1/refunds")):
             return 404, {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL ({method}: {path})"}}, {}
         key = headers.get("idempotency-key")
         with self._lock:  # one request per key at a time, as Stripe does
@@ -91,7 +101,7 @@ class FakeStripe:
                                            "Keys for idempotent requests can only be used with the same "
                                            "parameters they were first used with."}}, {}
                 return status, body, {"Idempotent-Replayed": "true"}
-            status, body = self._charge(form)
+            status, body = self._charge(form) if path == "/v1/charges" else self._refund(form)
             if key:
                 self._idempotent[key] = (form, status, body)
             return status, body, {}
@@ -114,6 +124,17 @@ class FakeStripe:
                   "created": int(time.time())}
         self.charges.append(charge)
         return 200, charge
+
+    def _refund(self, form: dict) -> tuple[int, dict]:
+        charge = next((c for c in self.charges if c["id"] == form.get("charge")), None)
+        if charge is None:
+            return 400, {"error": {"type": "invalid_request_error", "code": "resource_missing", "param": "charge",
+                                   "message": f"No such charge: '{form.get('charge')}'"}}
+        amount = int(form.get("amount") or charge["amount"])
+        refund = {"id": "re_" + uuid.uuid4().hex[:24], "object": "refund", "amount": amount,
+                  "charge": charge["id"], "currency": charge["currency"], "status": "succeeded"}
+        self.refunds.append(refund)
+        return 200, refund
 
     def _handler(self):
         fake = self

@@ -36,6 +36,7 @@ class FakeGatewayState:
             self.tickets: dict[str, dict] = {}
             self.orders: dict[str, dict] = {}
             self.payments: dict[str, dict] = {}
+            self.created_by_key: dict[tuple[str, str], str] = {}
             self.calls: list[tuple[str, str, str]] = []
             #: the X-Request-ID of each call, in order
             self.request_ids: list[str | None] = []
@@ -291,7 +292,12 @@ def create_fake_gateway(state: FakeGatewayState) -> Flask:
         errors = validate_ticket(data)
         if errors:
             return _errors(400, *errors)
+        key = request.headers.get("Idempotency-Key")
+        if key and (user["id"], key) in state.created_by_key:  # the gateway's promise: one ticket per key
+            return _json(ticket_json(state.tickets[state.created_by_key[(user["id"], key)]]), 201)
         ticket = state.add_ticket(user, data["title"].strip(), data["price"])
+        if key:
+            state.created_by_key[(user["id"], key)] = ticket["id"]
         return _json(ticket_json(ticket), 201)
 
     @app.put("/api/tickets/<ticket_id>")

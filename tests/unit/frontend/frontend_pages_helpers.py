@@ -2,6 +2,7 @@
 import re
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+IDEMPOTENCY_KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
 
 
 class Visitor:

@@ -214,3 +214,18 @@ def test_a_gateway_that_tells_sold_from_reserved_is_believed(visitor, fake, sold
     ticket["sold"] = sold
     html = text(visitor.get(f"/tickets/{ticket['id']}"))
     assert f">{label}</span>" in html and says in html
+
+
+def test_the_sell_form_carries_an_idempotency_key_so_a_resubmission_lists_one_ticket(visitor, fake):
+    from .frontend_pages_helpers import CSRF, IDEMPOTENCY_KEY
+
+    visitor.signup("seller@example.com")
+    html = text(visitor.get("/tickets/new"))
+    key, token = IDEMPOTENCY_KEY.search(html).group(1), CSRF.search(html).group(1)
+    assert IDEMPOTENCY_KEY.search(text(visitor.get("/tickets/new"))).group(1) != key  # one per rendered form
+    form = {"csrf_token": token, "idempotency_key": key, "title": "Once", "price": "10"}
+    first = visitor.client.post("/tickets/new", data=form)
+    again = visitor.client.post("/tickets/new", data=form)  # the browser retries after a timeout
+    assert first.status_code == again.status_code == 302
+    assert first.headers["Location"] == again.headers["Location"]
+    assert [t["title"] for t in fake.tickets.values()] == ["Once"]

@@ -108,3 +108,42 @@ def test_a_broker_node_closing_the_connection_becomes_503(app):
         with pool.client():
             raise ConnectionForced("broker forced connection closure with reason 'shutdown'")
     assert proxy.stopped, "a proxy whose connection was closed is dropped, not reused"
+def test_a_503_tells_the_client_when_to_retry(client, rpc):
+    def away(*args):
+        raise ServiceUnavailable()
+
+    rpc.tickets.list_tickets = away
+    response = client.get("/api/tickets")
+    assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0
+
+
+@pytest.mark.parametrize("exc_type", ["OperationalError", "AdminShutdown", "InterfaceError", "RpcTimeout"])
+def test_a_service_that_lost_its_database_or_broker_is_503_not_500(client, rpc, exc_type):
+    def broken(*args):
+        raise RemoteError(exc_type, "terminating connection due to administrator command")
+
+    rpc.tickets.list_tickets = broken
+    response = client.get("/api/tickets")
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert b"administrator" not in response.data
+
+
+def test_a_broker_that_accepts_connections_but_never_answers_gives_503_within_the_rpc_timeout():
+    """A vanished broker (packets dropped) would keep kombu's handshake waiting ~12 s."""
+    import socket
+    import time
+
+    from gateway.rpc import RpcPool
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        pool = RpcPool({"AMQP_URI": f"amqp://guest:guest@127.0.0.1:{silent.getsockname()[1]}/"}, timeout=0.5)
+        started = time.monotonic()
+        with pytest.raises(ServiceUnavailable):
+            with pool.client() as proxy:
+                proxy.tickets.list_tickets()
+        assert time.monotonic() - started < 1.0
+    finally:
+        silent.close()

@@ -16,10 +16,20 @@ def test_paying_needs_sign_in(client, rpc):
 
 def test_paying_returns_201_with_the_payment_id(client, rpc, signed_in):
     user = signed_in()
-    rpc.payments.charge = lambda user_id, order_id, token: {"id": "e" * 32}
-    response = client.post("/api/payments", json={"token": " tok_visa ", "orderId": ORDER})
+    rpc.payments.charge = lambda user_id, order_id, token, request_id: {"id": "e" * 32}
+    response = client.post("/api/payments", json={"token": " tok_visa ", "orderId": ORDER},
+                           headers={"Idempotency-Key": "pay-once"})
     assert response.status_code == 201 and response.get_json() == {"id": "e" * 32}
-    assert rpc.calls == [("payments.charge", (user["id"], ORDER, "tok_visa"))]
+    assert rpc.calls == [("payments.charge", (user["id"], ORDER, "tok_visa", "pay-once"))]
+
+
+def test_without_an_idempotency_key_each_request_gets_its_own_id(client, rpc, signed_in):
+    signed_in()
+    rpc.payments.charge = lambda user_id, order_id, token, request_id: {"id": "e" * 32}
+    for _ in range(2):
+        client.post("/api/payments", json={"token": "tok_visa", "orderId": ORDER})
+    (_, first), (_, second) = rpc.calls
+    assert first[3] and second[3] and first[3] != second[3]
 
 
 @pytest.mark.parametrize("body, field", [({"orderId": ORDER}, "token"), ({"token": "", "orderId": ORDER}, "token"),
@@ -40,7 +50,7 @@ def test_invalid_bodies_are_400_with_the_field(client, rpc, signed_in, body, fie
 def test_service_errors_map_to_their_status(client, rpc, signed_in, error, status):
     signed_in()
 
-    def charge(user_id, order_id, token):
+    def charge(user_id, order_id, token, request_id):
         raise error
 
     rpc.payments.charge = charge

@@ -171,8 +171,9 @@ def test_hold_refuses_expired_cancelled_and_paid_orders(tx):
 
 def test_expire_cancels_only_created_orders(tx):
     order = reserve(tx)
-    assert domain.expire(tx, order.id)
-    assert not domain.expire(tx, order.id)  # a second expiration:complete: nothing
+    later = order.expires_at + timedelta(milliseconds=1)
+    assert domain.expire(tx, order.id, now=later)
+    assert not domain.expire(tx, order.id, now=later)  # a second expiration:complete: nothing
     tx.session.refresh(order)
     assert (order.status, order.version) == ("cancelled", 1)
     name, payload = tx.emitted[-1]
@@ -220,3 +221,48 @@ def test_a_concurrent_change_is_refused_not_overwritten(tx, engine):
     order.status = "complete"
     with pytest.raises(Conflict):
         domain._move(tx, order, "complete")
+
+
+def test_an_early_expiration_does_not_cancel_an_order_whose_time_is_not_up(tx):
+    order = reserve(tx, window=60)
+    assert not domain.expire(tx, order.id, now=order.expires_at - timedelta(seconds=1))
+    tx.session.refresh(order)
+    assert order.status == "created" and len(tx.emitted) == 1
+    assert domain.expire(tx, order.id, now=order.expires_at)
+
+
+def test_the_order_keeps_the_price_it_was_reserved_at(tx):
+    order = reserve(tx)
+    domain.apply_ticket(tx, ticket_event(1, price="99.00"))  # the seller reprices before tickets saw the order
+    assert order.to_dict()["ticket"]["price"] == "12.50"
+    assert domain.hold_for_payment(tx, order.id, ALICE)["amountCents"] == 1250
+    domain.complete(tx, order.id)
+    name, payload = tx.emitted[-1]
+    assert name == events.ORDER_COMPLETED and payload["ticket"]["price"] == "12.50"
+    assert tx.emitted[0][1]["ticket"]["price"] == "12.50"
+
+
+def test_the_same_holder_gets_its_hold_again_and_anyone_else_409(tx):
+    order = reserve(tx)
+    first = domain.hold_for_payment(tx, order.id, ALICE, holder="1" * 32)
+    assert domain.hold_for_payment(tx, order.id, ALICE, holder="1" * 32) == first  # a redelivered request
+    with pytest.raises(Conflict, match="being paid"):
+        domain.hold_for_payment(tx, order.id, ALICE, holder="2" * 32)
+    with pytest.raises(Conflict, match="being paid"):
+        domain.hold_for_payment(tx, order.id, ALICE)
+
+
+def test_only_the_holder_or_an_operator_releases_a_hold(tx):
+    order = reserve(tx)
+    domain.hold_for_payment(tx, order.id, ALICE, holder="1" * 32)
+    assert domain.release_hold(tx, order.id, holder="2" * 32).status == "awaiting:payment"
+    assert domain.release_hold(tx, order.id, holder="1" * 32).status == "created"
+    domain.hold_for_payment(tx, order.id, ALICE, holder="3" * 32)
+    assert domain.release_hold(tx, order.id).status == "created"  # the operator's release
+
+
+def test_a_payment_for_a_cancelled_order_leaves_it_cancelled(tx):
+    order = reserve(tx)
+    domain.cancel_order(tx, order.id, ALICE)
+    assert domain.complete(tx, order.id).status == "cancelled"
+    assert [name for name, _ in tx.emitted] == [events.ORDER_CREATED, events.ORDER_CANCELLED]

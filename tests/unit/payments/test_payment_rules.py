@@ -35,13 +35,15 @@ class FakeOrders:
     def status(self, order_id):
         return self.orders[order_id]["status"]
 
-    def hold_for_payment(self, order_id, user_id):
+    def hold_for_payment(self, order_id, user_id, holder=None):
         self.calls.append(("hold_for_payment", order_id, user_id))
         order = self.orders.get(order_id)
         if order is None:
             raise NotFound("Order not found")
         if order["userId"] != user_id:
             raise Forbidden("This order is not yours")
+        if order["status"] == "awaiting:payment" and holder is not None and order.get("heldBy") == holder:
+            return self._payable(order)
         if order["status"] == "cancelled":
             raise Conflict("Order is cancelled")
         if order["status"] == "complete":
@@ -50,13 +52,19 @@ class FakeOrders:
             raise Conflict("Order is being paid")
         if order["expiresAt"] <= events.utcnow():
             raise Conflict("Order has expired")
-        order["status"], order["version"] = "awaiting:payment", order["version"] + 1
+        order["status"], order["version"], order["heldBy"] = "awaiting:payment", order["version"] + 1, holder
+        return self._payable(order)
+
+    @staticmethod
+    def _payable(order):
         cents = int(float(order["ticket"]["price"]) * 100)
         return {**order, "expiresAt": events.isoformat(order["expiresAt"]), "amountCents": cents}
 
-    def release_hold(self, order_id):
+    def release_hold(self, order_id, holder=None):
         self.calls.append(("release_hold", order_id))
         order = self.orders[order_id]
+        if holder is not None and order.get("heldBy") not in (None, holder):
+            return order
         if order["status"] == "awaiting:payment":
             order["status"] = "cancelled" if order["expiresAt"] <= events.utcnow() else "created"
             order["version"] += 1
@@ -188,8 +196,8 @@ def test_a_decline_after_expiry_cancels_the_order(service, orders):
 
     original_hold = orders.hold_for_payment
 
-    def hold_then_expire(order_id, user_id):
-        held = original_hold(order_id, user_id)
+    def hold_then_expire(order_id, user_id, holder=None):
+        held = original_hold(order_id, user_id, holder)
         order["expiresAt"] = events.utcnow() - timedelta(seconds=1)  # time runs out mid-charge
         return held
 
@@ -219,10 +227,10 @@ def test_an_unknown_outcome_keeps_the_order_held_and_is_a_503(service, store, or
     assert service.has_unsettled_charge(order_id) is True
     assert service.has_unsettled_charge("9" * 32) is False
 
-    # the buyer tries again meanwhile: the hold says no, nothing is sent
+    # the buyer tries again meanwhile: nothing is sent while the first attempt is unknown
     with pytest.raises(Conflict, match="Order is being paid"):
         service.charge(ALICE, order_id, "tok_mastercard")
-    assert len(processor.requests) == 1
+    assert len(processor.requests) == 1 and orders.status(order_id) == "awaiting:payment"
 
 
 def test_reconciliation_records_a_charge_that_went_through_with_one_charge(service, store, orders, processor):
@@ -287,19 +295,22 @@ def test_reconciliation_of_a_decline_after_expiry_cancels_the_order(service, ord
     assert orders.status(order_id) == "cancelled"
 
 
-def test_a_decline_whose_hold_cannot_be_released_is_replayed_until_it_is(service, store, orders, processor):
+def test_a_decline_whose_hold_cannot_be_released_is_released_by_the_hold_sweep(service, store, orders, processor):
     order_id = orders.add("9" * 32)
     processor.down = True
     with pytest.raises(ServiceUnavailable):
         service.charge(ALICE, order_id, "tok_chargeDeclined")
     processor.down = False
     release = orders.release_hold
-    orders.release_hold = lambda order_id: (_ for _ in ()).throw(RuntimeError("orders is down"))
-    assert service.reconcile_pending()["declined"] == 0
-    assert [a.state for a in attempts(store)] == ["pending"]  # nothing committed: it is replayed
+    orders.release_hold = lambda order_id, holder=None: (_ for _ in ()).throw(RuntimeError("orders is down"))
+    assert service.reconcile_pending()["declined"] == 1  # the decline is recorded; no RPC inside its transaction
+    assert [(a.state, a.released_at) for a in attempts(store)] == [("declined", None)]
+    assert orders.status(order_id) == "awaiting:payment"
+    assert service.settle_holds()["errors"] == 1  # orders still down: next round
     orders.release_hold = release
-    assert service.reconcile_pending()["declined"] == 1
-    assert orders.status(order_id) == "created"
+    assert service.settle_holds()["released"] == 1
+    assert orders.status(order_id) == "created" and attempts(store)[0].released_at is not None
+    assert service.settle_holds()["released"] == 0
 
 
 def test_still_unavailable_is_left_for_the_next_round_with_the_order_held(service, store, orders, processor):
@@ -385,7 +396,7 @@ def test_a_pending_attempt_found_by_a_new_payment_keeps_the_hold_until_reconcile
     with pytest.raises(ServiceUnavailable):
         service.charge(ALICE, order_id, "tok_visa")
     orders.release_hold(order_id)
-    with pytest.raises(ServiceUnavailable, match="could not confirm your payment yet"):
+    with pytest.raises(Conflict, match="Order is being paid"):
         service.charge(ALICE, order_id, "tok_mastercard")
     assert orders.status(order_id) == "awaiting:payment"  # held again
     assert len(processor.requests) == 1  # the new card is not charged while the first attempt is unknown
@@ -430,11 +441,11 @@ def test_an_attempt_settled_meanwhile_is_recorded_once(store, orders, processor)
     def charge_while_the_other_records(**request):
         result = real_charge(**request)
         if len(processor.requests) == 2:  # the first replay: the second one overtakes it and records first
-            assert domain.send(store, processor, attempt.id, orders.release_hold).recorded
+            assert domain.send(store, processor, attempt.id).recorded
         return result
 
     processor.charge = charge_while_the_other_records
-    outcome = domain.send(store, processor, attempt.id, orders.release_hold)
+    outcome = domain.send(store, processor, attempt.id)
     assert outcome.kind == "paid" and not outcome.recorded
     assert len(rows(store, Payment)) == 1 and len(store.published) == 1 and len(processor.charges) == 1
 
@@ -464,3 +475,136 @@ def test_the_processor_is_chosen_by_configuration(monkeypatch):
     assert stripe.client._requestor._options.base_addresses["api"] == "http://127.0.0.1:9"
     monkeypatch.setenv("STRIPE_KEY", "sk_test_y")
     assert isinstance(processor_from_config({}), StripeProcessor)
+
+
+# -- the same request again, dead payers, refunds --------------------------------------
+
+def test_the_same_request_again_gets_the_first_payment_and_no_second_charge(service, store, orders, processor):
+    order_id = orders.add("a1" * 16)
+    first = service.charge(ALICE, order_id, "tok_visa", "req-1")
+    orders.orders[order_id]["status"] = "complete"  # orders applied payment:created meanwhile
+    assert service.charge(ALICE, order_id, "tok_visa", "req-1") == first  # a redelivery or a client's retry
+    assert len(processor.requests) == 1
+    with pytest.raises(Conflict, match="already paid"):  # a new request for a paid order
+        service.charge(ALICE, order_id, "tok_visa", "req-2")
+    with pytest.raises(Conflict):  # someone else replaying the key gets nothing of it
+        service.charge(BOB, order_id, "tok_visa", "req-1")
+
+
+def test_the_same_request_again_gets_the_same_decline(service, orders, processor):
+    order_id = orders.add("a2" * 16)
+    with pytest.raises(PaymentDeclined, match="declined"):
+        service.charge(ALICE, order_id, "tok_chargeDeclined", "req-1")
+    with pytest.raises(PaymentDeclined, match="declined"):
+        service.charge(ALICE, order_id, "tok_chargeDeclined", "req-1")
+    assert len(processor.requests) == 1
+
+
+def _die_after_the_hold(store, orders, order_id, request="req-1", user=ALICE):
+    """What a payer that died right after orders granted its hold leaves behind."""
+    from services.payments import domain
+
+    with store.transaction() as tx:
+        attempt = domain.open_attempt(tx, order_id, "tok_visa", domain.request_key(user, request))
+    orders.hold_for_payment(order_id, user, attempt.id)
+    return attempt
+
+
+def test_a_redelivered_request_of_a_payer_that_died_after_the_hold_carries_on(service, store, orders, processor):
+    order_id = orders.add("a3" * 16)
+    _die_after_the_hold(store, orders, order_id)
+    assert orders.status(order_id) == "awaiting:payment"
+    payment = service.charge(ALICE, order_id, "tok_visa", "req-1")  # RabbitMQ redelivers it to another worker
+    assert payment == {"id": rows(store, Payment)[0].id}
+    assert len(processor.requests) == 1 and [a.state for a in attempts(store)] == ["succeeded"]
+
+
+def test_the_hold_of_a_payer_that_died_before_charging_is_released_by_the_sweep(store, orders, processor):
+    service = worker_factory(PaymentsService, store=store, orders=orders, processor=processor,
+                             config={"PAYMENTS_HOLD_GRACE": "0"})
+    order_id = orders.add("a4" * 16)
+    attempt = _die_after_the_hold(store, orders, order_id)
+    assert service.has_unsettled_charge(order_id) is True  # orders' own stale-hold timer keeps its hands off
+    with pytest.raises(Conflict, match="being paid"):  # another request meanwhile
+        service.charge(ALICE, order_id, "tok_visa", "req-2")
+    counts = service.settle_holds()
+    assert (counts["dropped"], counts["released"]) == (1, 1)
+    assert orders.status(order_id) == "created" and service.has_unsettled_charge(order_id) is False
+    assert [a.state for a in attempts(store)] == ["dropped"]
+    # a late redelivery of the dead payer's request starts afresh, under a new key
+    service.charge(ALICE, order_id, "tok_visa", "req-1")
+    assert [r["idempotency_key"] for r in processor.requests] == [f"order-{order_id}-2"]
+    assert attempts(store)[0].id == attempt.id
+
+
+def test_a_payer_that_died_mid_charge_is_finished_by_the_redelivered_request(service, store, orders, processor):
+    order_id = orders.add("a5" * 16)
+    processor.down = True
+    with pytest.raises(ServiceUnavailable):
+        service.charge(ALICE, order_id, "tok_visa", "req-1")
+    processor.down = False
+    first = service.charge(ALICE, order_id, "tok_visa", "req-1")
+    assert first == {"id": rows(store, Payment)[0].id}
+    assert {r["idempotency_key"] for r in processor.requests} == {f"order-{order_id}-1"}
+    assert len(processor.charges) == 1
+
+
+def test_orders_unreachable_for_the_hold_charges_nothing_and_the_sweep_cleans_up(store, orders, processor):
+    service = worker_factory(PaymentsService, store=store, orders=orders, processor=processor,
+                             config={"PAYMENTS_HOLD_GRACE": "0"})
+    order_id = orders.add("a6" * 16)
+    hold = orders.hold_for_payment
+
+    def hold_then_lose_the_answer(*args):
+        hold(*args)
+        raise ServiceUnavailable("orders did not answer in time")
+
+    orders.hold_for_payment = hold_then_lose_the_answer
+    with pytest.raises(ServiceUnavailable, match="nothing was charged"):
+        service.charge(ALICE, order_id, "tok_visa")
+    orders.hold_for_payment = hold
+    assert processor.requests == [] and orders.status(order_id) == "awaiting:payment"
+    service.settle_holds()
+    assert orders.status(order_id) == "created"
+
+
+def test_a_refused_hold_leaves_a_closed_attempt_and_nothing_to_release(service, store, orders):
+    order_id = orders.add("a7" * 16, status="cancelled")
+    with pytest.raises(Conflict, match="cancelled"):
+        service.charge(ALICE, order_id, "tok_visa")
+    attempt, = attempts(store)
+    assert attempt.state == "failed" and attempt.released_at is not None
+    assert service.settle_holds()["released"] == 0 and service.has_unsettled_charge(order_id) is False
+
+
+def test_orders_never_releases_a_hold_that_payments_reports_as_paid(service, orders):
+    order_id = orders.add("a8" * 16)
+    service.charge(ALICE, order_id, "tok_visa")
+    assert service.has_unsettled_charge(order_id) is True  # payment:created may not be applied by orders yet
+
+
+def test_a_payment_of_a_cancelled_order_is_refunded_once_and_logged(service, store, orders, processor, caplog):
+    from services.payments import domain
+    from services.payments.models import Refund
+
+    order_id = orders.add("a9" * 16)
+    payment = service.charge(ALICE, order_id, "tok_visa")
+    assert service.settle_holds()["refunded"] == 0  # not cancelled: nothing to give back
+    with store.transaction() as tx:  # order:cancelled (an operator released the hold, then it expired)
+        domain.note_cancelled(tx, order_id)
+        domain.note_cancelled(tx, order_id)
+    with caplog.at_level("WARNING", logger="services.payments.domain"):
+        assert service.settle_holds()["refunded"] == 1
+    assert any(order_id in r.getMessage() and "REFUNDED" in r.getMessage() for r in caplog.records)
+    refund, = rows(store, Refund)
+    assert (refund.payment_id, refund.amount_cents) == (payment["id"], 1250)
+    assert service.settle_holds()["refunded"] == 0
+    assert service.refund(order_id)["refundId"] == refund.refund_id  # the operator's refund: the same one
+    assert len(processor.refunds) == 1
+
+
+def test_an_operator_refund_of_an_order_without_payment_is_404(service):
+    with pytest.raises(NotFound):
+        service.refund("b" * 32)
+    with pytest.raises(NotFound):
+        service.refund("nope")

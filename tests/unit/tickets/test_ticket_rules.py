@@ -100,3 +100,38 @@ def test_a_redelivered_create_returns_the_first_ticket(tx):
     first = domain.list_ticket(tx, ALICE, "Show", 10, request_id="req-1")
     again = domain.list_ticket(tx, ALICE, "Show", 10, request_id="req-1")
     assert again.id == first.id and len(tx.outbox_rows) == 1
+
+
+# -- order events in any order -------------------------------------------------------
+
+OTHER = "d" * 32
+
+
+def test_a_cancellation_before_its_creation_never_leaves_the_ticket_reserved(tx):
+    ticket = domain.list_ticket(tx, ALICE, "Show", 10)
+    domain.release(tx, ticket.id, ORDER)  # order:cancelled overtook order:created
+    domain.reserve(tx, ticket.id, ORDER)
+    assert ticket.order_id is None and ticket.version == 0
+    domain.reserve(tx, ticket.id, OTHER)  # the next buyer's order still gets it
+    assert ticket.order_id == OTHER
+
+
+def test_a_ticket_held_by_another_order_waits_for_that_orders_cancellation(tx):
+    from services.common.handlers import NotYetApplicable
+
+    ticket = domain.list_ticket(tx, ALICE, "Show", 10)
+    domain.reserve(tx, ticket.id, ORDER)
+    with pytest.raises(NotYetApplicable):
+        domain.reserve(tx, ticket.id, OTHER)  # not overwritten
+    assert ticket.order_id == ORDER
+    domain.release(tx, ticket.id, ORDER)
+    domain.reserve(tx, ticket.id, OTHER)  # the retry, after ORDER's cancellation
+    assert ticket.order_id == OTHER
+
+
+def test_a_sold_ticket_is_not_reserved_again(tx):
+    ticket = domain.list_ticket(tx, ALICE, "Show", 10)
+    domain.reserve(tx, ticket.id, ORDER)
+    domain.mark_sold(tx, ticket.id, ORDER)
+    domain.reserve(tx, ticket.id, OTHER)
+    assert ticket.order_id == ORDER and ticket.sold_at is not None

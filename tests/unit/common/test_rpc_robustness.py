@@ -1,0 +1,77 @@
+"""Infrastructure errors are told apart from bugs; a service process restarts its dead container."""
+import socket
+
+import pytest
+from kombu.exceptions import OperationalError as KombuOperationalError
+from nameko.exceptions import RpcTimeout
+from sqlalchemy import exc as sa_exc
+
+from services.common.errors import BadRequest, ServiceUnavailable
+from services.common.rpc import deadline_of, is_infrastructure_error
+from ticketing import cli
+
+
+class AdminShutdown(Exception):
+    pass
+
+
+@pytest.mark.parametrize("error", [
+    sa_exc.OperationalError("SELECT 1", {}, AdminShutdown("terminating connection due to administrator command")),
+    sa_exc.InterfaceError("SELECT 1", {}, Exception("connection already closed")),
+    sa_exc.DisconnectionError("gone"),
+    sa_exc.TimeoutError("QueuePool limit reached"),
+    KombuOperationalError("[Errno 111] Connection refused"),
+    ConnectionRefusedError(111, "refused"),
+    socket.timeout("timed out"),
+    RpcTimeout(),
+    ServiceUnavailable(),
+])
+def test_infrastructure_errors_are_recognised(error):
+    assert is_infrastructure_error(error)
+
+
+@pytest.mark.parametrize("error", [
+    sa_exc.IntegrityError("INSERT", {}, Exception("duplicate key")),
+    KeyError("x"), ValueError("bad"), BadRequest("Title is required", field="title"),
+])
+def test_bugs_and_bad_requests_are_not_infrastructure(error):
+    assert not is_infrastructure_error(error)
+
+
+def test_a_dbapi_error_that_invalidated_the_connection_is_infrastructure():
+    error = sa_exc.DBAPIError("SELECT 1", {}, Exception("server closed the connection"), connection_invalidated=True)
+    assert is_infrastructure_error(error)
+
+
+def test_deadline_header_parsing():
+    assert deadline_of({"nameko.deadline": 12.5}) == 12.5
+    assert deadline_of({"nameko.deadline": "12.5"}) == 12.5
+    assert deadline_of({"nameko.deadline": "soon"}) is None
+    assert deadline_of(None) is None and deadline_of({}) is None
+
+
+def test_ticketing_run_starts_a_dead_service_again_and_stops_on_a_clean_exit():
+    runs, pauses = [], []
+
+    def run_once():
+        runs.append(1)
+        if len(runs) < 4:
+            raise ConnectionRefusedError(111, "ECONNREFUSED")  # what kills a nameko 2 container
+
+    cli.supervise("orders", run_once, sleep=pauses.append)
+    assert len(runs) == 4
+    assert pauses == list(cli.RESTART_PAUSES[:3])
+
+
+def test_every_service_answers_rpcs_with_the_deadline_aware_entrypoint():
+    """nameko's own @rpc next to ours would consume a service's queue twice (and miss deadlines)."""
+    from nameko.rpc import Rpc as NamekoRpc
+
+    from services.common.rpc import Rpc
+
+    for name in cli.available_services():
+        for klass in cli.service_class(name).__mro__:
+            for attribute in vars(klass).values():
+                for entrypoint in getattr(attribute, "nameko_entrypoints", ()):
+                    if isinstance(entrypoint, NamekoRpc):
+                        assert type(entrypoint) is Rpc, f"{name}.{attribute.__name__}"
