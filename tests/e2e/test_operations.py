@@ -81,10 +81,12 @@ def test_expected_errors_are_info_lines_without_a_traceback(app):
     found = wait_for(lambda: lines_with(app, cid).get("orders"), what="the orders service's line")
     assert any("orders.create_order answered 409: You cannot buy your own ticket" in line and " INFO " in line
                for line in found), found
-    text = app.log()
-    start = text.index(f"cid={cid}")
-    nearby = text[start - 2000:start + 2000]
-    assert "Traceback" not in nearby and "ERROR" not in nearby
+    lines = app.log().splitlines()
+    for n, line in enumerate(lines):
+        if f"cid={cid}" in line:
+            level = line.partition(" | ")[2].split()[1]
+            assert level == "INFO", line
+            assert n + 1 == len(lines) or "Traceback" not in lines[n + 1], lines[n:n + 3]
 
 
 def scrape(url: str) -> dict[str, float]:
