@@ -64,9 +64,8 @@ class OrdersService(HealthMixin):
     def cancel_order(self, order_id, user_id=None):
         """The buyer's cancel (``user_id``: owner only) or, without it, an operator's."""
         with self.store.transaction() as tx:
-            before = tx.outbox_rows[:]
             order = domain.cancel_order(tx, order_id, user_id).to_dict()
-            cancelled_now = len(tx.outbox_rows) > len(before)
+            cancelled_now = bool(tx.outbox_rows)  # order:cancelled emitted: not cancelled already
         if cancelled_now:
             who = "its buyer" if user_id is not None else "an operator"
             reason = "buyer" if user_id is not None else "operator"
@@ -148,15 +147,16 @@ class OrdersService(HealthMixin):
         for order_id in overdue:
             try:
                 # each cancellation its own story: its id goes with order:cancelled to tickets
-                with logs.scope(correlation_id=logs.new_correlation_id(), order_id=order_id), \
-                        self.store.transaction() as tx:
-                    cancelled = domain.expire(tx, order_id)
-                if cancelled:
-                    moved(CANCELLED, "safety_net")
-                    log.warning("safety net: cancelled order %s, over %ss past its expiresAt (expiry message lost?)",
-                                order_id, EXPIRY_GRACE_SECONDS, extra={"order_id": order_id})
+                with logs.scope(correlation_id=logs.new_correlation_id(), order_id=order_id):
+                    with self.store.transaction() as tx:
+                        cancelled = domain.expire(tx, order_id)
+                    if cancelled:
+                        moved(CANCELLED, "safety_net")
+                        log.warning("safety net: cancelled order %s, over %ss past its expiresAt "
+                                    "(expiry message lost?)", order_id, EXPIRY_GRACE_SECONDS)
             except Exception:
-                log.exception("safety net could not cancel order %s; next round", order_id)
+                log.exception("safety net could not cancel order %s; next round", order_id,
+                              extra={"order_id": order_id})
 
     @timer(interval=SWEEP_INTERVAL)
     def release_stale_holds(self):
@@ -176,11 +176,12 @@ class OrdersService(HealthMixin):
                             extra={"order_id": order_id})
                 continue
             try:
-                with logs.scope(correlation_id=logs.new_correlation_id(), order_id=order_id), \
-                        self.store.transaction() as tx:
-                    order = domain.release_hold(tx, order_id)
-                moved(order.status, "expired" if order.status == CANCELLED else "released")
-                log.warning("released payment hold on order %s after %ss (now %s)",
-                            order_id, HOLD_TIMEOUT_SECONDS, order.status, extra={"order_id": order_id})
+                with logs.scope(correlation_id=logs.new_correlation_id(), order_id=order_id):
+                    with self.store.transaction() as tx:
+                        order = domain.release_hold(tx, order_id)
+                    moved(order.status, "expired" if order.status == CANCELLED else "released")
+                    log.warning("released payment hold on order %s after %ss (now %s)",
+                                order_id, HOLD_TIMEOUT_SECONDS, order.status)
             except Exception:
-                log.exception("could not release the hold on order %s; next round", order_id)
+                log.exception("could not release the hold on order %s; next round", order_id,
+                              extra={"order_id": order_id})
