@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from kombu import Connection, Exchange
 
 from tests.e2e.orders_support import list_ticket, order, signup, wait_for
 
@@ -126,6 +127,11 @@ def test_metrics_exist_and_move(app):
     expiring_order = order(app, buyer, expiring["id"]).json()
     paid_order = order(app, buyer, paid["id"]).json()
     declined_order = order(app, buyer, declined["id"]).json()
+    # a malformed event fails its handlers: counted as failed and sent back for another try
+    with Connection(app.env["AMQP_URI"]) as connection:
+        exchange = Exchange("orders.events", type="topic", durable=True)
+        connection.Producer().publish({"eventId": uuid.uuid4().hex}, exchange=exchange, routing_key="order:created",
+                                      declare=[exchange], serializer="json")
     assert buyer.post(f"{app.url}/api/payments", json={"token": "tok_visa", "orderId": paid_order["id"]}
                       ).status_code == 201
     assert buyer.post(f"{app.url}/api/payments", json={"token": "tok_chargeDeclined",
@@ -146,6 +152,8 @@ def test_metrics_exist_and_move(app):
         ("confirmation", "ticketing_emails_total", {"outcome": "sent"}),
         ("expiration", "ticketing_events_published_total", {"event": "expiration:complete"}),
         ("orders", "ticketing_order_transitions_total", {"status": "cancelled", "reason": "expired"}),
+        ("tickets", "ticketing_events_consumed_total", {"event": "order:created", "outcome": "failed"}),
+        ("tickets", "ticketing_event_retries_total", {}),
     ]
     for name, metric, labels in checks:
         wait_for(lambda: moved(name, metric, **labels), timeout=WINDOW + 15, what=f"{name} {metric} {labels}")
