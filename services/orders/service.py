@@ -164,15 +164,16 @@ class OrdersService(HealthMixin, ParkedMessagesMixin):
         for order_id in overdue:
             try:
                 # each cancellation its own story: its id goes with order:cancelled to tickets
-                with logs.scope(correlation_id=logs.new_correlation_id(), order_id=order_id), \
-                        self.store.transaction() as tx:
-                    cancelled = domain.expire(tx, order_id)
-                if cancelled:
-                    moved(CANCELLED, "safety_net")
-                    log.warning("safety net: cancelled order %s, over %ss past its expiresAt (expiry message lost?)",
-                                order_id, EXPIRY_GRACE_SECONDS, extra={"order_id": order_id})
+                with logs.scope(correlation_id=logs.new_correlation_id(), order_id=order_id):
+                    with self.store.transaction() as tx:
+                        cancelled = domain.expire(tx, order_id)
+                    if cancelled:
+                        moved(CANCELLED, "safety_net")
+                        log.warning("safety net: cancelled order %s, over %ss past its expiresAt "
+                                    "(expiry message lost?)", order_id, EXPIRY_GRACE_SECONDS)
             except Exception:
-                log.exception("safety net could not cancel order %s; next round", order_id)
+                log.exception("safety net could not cancel order %s; next round", order_id,
+                              extra={"order_id": order_id})
 
     @timer(interval=SWEEP_INTERVAL)
     def release_stale_holds(self):
@@ -192,11 +193,12 @@ class OrdersService(HealthMixin, ParkedMessagesMixin):
                             extra={"order_id": order_id})
                 continue
             try:
-                with logs.scope(correlation_id=logs.new_correlation_id(), order_id=order_id), \
-                        self.store.transaction() as tx:
-                    order = domain.release_hold(tx, order_id)
-                moved(order.status, "expired" if order.status == CANCELLED else "released")
-                log.warning("released payment hold on order %s after %ss (now %s)",
-                            order_id, HOLD_TIMEOUT_SECONDS, order.status, extra={"order_id": order_id})
+                with logs.scope(correlation_id=logs.new_correlation_id(), order_id=order_id):
+                    with self.store.transaction() as tx:
+                        order = domain.release_hold(tx, order_id)
+                    moved(order.status, "expired" if order.status == CANCELLED else "released")
+                    log.warning("released payment hold on order %s after %ss (now %s)",
+                                order_id, HOLD_TIMEOUT_SECONDS, order.status)
             except Exception:
-                log.exception("could not release the hold on order %s; next round", order_id)
+                log.exception("could not release the hold on order %s; next round", order_id,
+                              extra={"order_id": order_id})

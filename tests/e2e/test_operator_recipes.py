@@ -8,6 +8,7 @@ running app, and each script is piped into the shell.
 from __future__ import annotations
 
 import ast
+import json
 import re
 import subprocess
 import sys
@@ -144,6 +145,13 @@ def test_pending_expirations(app, world):
     pending = wait_for(lambda: (lambda p: p if p["holding"] >= 2 else None)(
         printed(run_in_shell(app, recipe("pending-expirations")))), timeout=15, what="two pending expiries")
     assert pending["due"] >= 0
+    # the same count is the ticketing_pending_expirations gauge (the broker's figures lag up to 5 s)
+    metrics_url = json.loads((Path(app.env["VAR_DIR"]).resolve() / "ticketing-up.json").read_text()
+                             )["components"]["expiration"]["metrics"]
+    gauge = 'ticketing_pending_expirations{queue_kind="holding"}'
+    wait_for(lambda: any(line.startswith(gauge) and float(line.split()[-1]) >= 2
+                         for line in requests.get(metrics_url, timeout=5).text.splitlines()),
+             timeout=15, what="the pending expirations gauge")
 
 
 def test_ticketing_shell_runs_the_same_recipes(app, world):
