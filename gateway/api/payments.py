@@ -21,5 +21,5 @@ class PaymentBody(Input):
 def create_payment(user):
     data = body(PaymentBody)
     with current_app.rpc.client() as rpc:
-        payment = rpc.payments.charge(user["id"], data.orderId, data.token, request_id())
+        payment = rpc.payments.charge(user["id"], data.orderId, data.token, request_id(user["id"]))
     return jsonify({"id": payment["id"]}), 201

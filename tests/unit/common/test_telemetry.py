@@ -98,6 +98,7 @@ def test_the_outbox_keeps_the_correlation_id_and_publishes_it_in_the_header(make
 def test_retries_and_parked_messages_are_counted():
     handler = handlers.EventHandler.__new__(handlers.EventHandler)
     handler.max_attempts = 3
+    handler.retry_for, handler.retry_max_delay = 3600.0, 60.0
     handler.queue = types.SimpleNamespace(name="evt-orders--on_x")
     handler.delays = types.SimpleNamespace(send_later=lambda *a, **k: None, park=lambda *a, **k: None)
     queue = handler.queue.name
@@ -105,7 +106,7 @@ def test_retries_and_parked_messages_are_counted():
                        sample("ticketing_events_parked_total", queue=queue))
     message = types.SimpleNamespace(headers={}, payload={})
     handler._retry_or_park(message, (RuntimeError, RuntimeError("x"), None))
-    message.headers = {handlers.ATTEMPT_HEADER: 3}
+    message.headers = {handlers.ATTEMPT_HEADER: 3, handlers.FAILURES_HEADER: 2}  # the third failure parks it
     handler._retry_or_park(message, (RuntimeError, RuntimeError("x"), None))
     assert sample("ticketing_event_retries_total", queue=queue) == retries + 1
     assert sample("ticketing_events_parked_total", queue=queue) == parked + 1

@@ -107,6 +107,7 @@ def test_a_broker_node_closing_the_connection_becomes_503(app):
     with pytest.raises(ServiceUnavailable):
         with pool.client():
             raise ConnectionForced("broker forced connection closure with reason 'shutdown'")
+    pool._calls.shutdown(wait=True)  # the proxy is stopped off the request's thread
     assert proxy.stopped, "a proxy whose connection was closed is dropped, not reused"
 def test_a_503_tells_the_client_when_to_retry(client, rpc):
     def away(*args):

@@ -20,7 +20,11 @@ def test_paying_returns_201_with_the_payment_id(client, rpc, signed_in):
     response = client.post("/api/payments", json={"token": " tok_visa ", "orderId": ORDER},
                            headers={"Idempotency-Key": "pay-once"})
     assert response.status_code == 201 and response.get_json() == {"id": "e" * 32}
-    assert rpc.calls == [("payments.charge", (user["id"], ORDER, "tok_visa", "pay-once"))]
+    (name, (user_id, order_id, token, request_id)), = rpc.calls
+    assert (name, user_id, order_id, token) == ("payments.charge", user["id"], ORDER, "tok_visa")
+    # the client's key, scoped to the user: the same key again is the same request
+    client.post("/api/payments", json={"token": "tok_visa", "orderId": ORDER}, headers={"Idempotency-Key": "pay-once"})
+    assert rpc.calls[1][1][3] == request_id != "pay-once"
 
 
 def test_without_an_idempotency_key_each_request_gets_its_own_id(client, rpc, signed_in):
