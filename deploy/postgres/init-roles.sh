@@ -3,7 +3,7 @@
 # database per service that owns data, each owned by that service's own role
 # (password from <SERVICE>_DB_PASSWORD), and nobody else may connect to it.
 # expiration keeps its state in RabbitMQ and has none.
-set -eu
+set -e  # (no -u: the postgres entrypoint sources a script that is not executable)
 prefix=${TICKETING_DB_PREFIX:-ticketing_}
 for service in auth tickets orders payments confirmation; do
   password=$(printenv "$(echo "$service" | tr a-z A-Z)_DB_PASSWORD")

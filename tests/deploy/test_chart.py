@@ -468,7 +468,8 @@ def test_defaults_generate_signing_keys_and_leave_payment_and_email_offline(monk
     objects = manifests({})
     (secret,) = of_kind(objects, "Secret")
     keys = set(secret["data"])
-    assert {"JWT_PRIVATE_KEY", "JWT_PUBLIC_KEY", "SECRET_KEY", "RABBITMQ_PASSWORD", "POSTGRES_PASSWORD"} == keys
+    assert {"JWT_PRIVATE_KEY", "JWT_PUBLIC_KEY", "SECRET_KEY", "RABBITMQ_PASSWORD", "POSTGRES_PASSWORD",
+            *(f"{s.upper()}_DB_PASSWORD" for s in DATABASE_SERVICES)} == keys
     assert all(len(base64.b64decode(v)) >= 32 for v in secret["data"].values())
     # the generated pair is a real one: what auth signs, the gateway verifies
     from services.common import keys as token_keys, tokens
@@ -499,7 +500,8 @@ def test_secrets_from_values_go_into_the_chart_secret_and_only_where_needed():
 def test_existing_secrets_are_referenced_like_the_originals_stripe_and_sendgrid_secrets():
     objects = manifests(SCENARIOS["secrets-existing"])
     (secret,) = of_kind(objects, "Secret")  # only the in-chart infrastructure passwords
-    assert set(secret["data"]) == {"RABBITMQ_PASSWORD", "POSTGRES_PASSWORD"}
+    assert set(secret["data"]) == {"RABBITMQ_PASSWORD", "POSTGRES_PASSWORD",
+                                   *(f"{s.upper()}_DB_PASSWORD" for s in DATABASE_SERVICES)}
     assert secret_env(objects, "payments")["STRIPE_KEY"] == {"name": "stripe-secret", "key": "STRIPE_KEY"}
     assert secret_env(objects, "confirmation")["SENDGRID_API_KEY"] == {"name": "sendgrid-secret", "key": "SENDGRID_API_KEY"}
 
@@ -578,21 +580,28 @@ def test_image_and_pull_secrets_come_from_values():
     assert {container(d)["image"] for d in of_kind(objects, "Deployment")} == {"ticketing:0.1.0"}
 
 
-def test_in_chart_postgresql_creates_one_database_per_service():
+def test_in_chart_postgresql_creates_one_database_and_role_per_service():
     from .support import REPO
 
     objects = manifests({})
-    init = by_name(objects, "ConfigMap")["shop-ticketing-postgresql-init"]["data"]["10-init-databases.sql"]
-    created = re.findall(r"CREATE DATABASE (\w+);", init)
-    assert created == [f"ticketing_{s}" for s in DATABASE_SERVICES]
+    init = by_name(objects, "ConfigMap")["shop-ticketing-postgresql-init"]["data"]["10-init-roles.sh"]
+    listed = re.search(r"for service in (.+); do", init).group(1).split()
+    assert listed == list(DATABASE_SERVICES)
     compose_script = (REPO / "deploy" / "postgres" / "init-roles.sh").read_text()
-    listed = re.search(r"for service in (.+); do", compose_script).group(1).split()
-    assert [f"ticketing_{s}" for s in listed] == created
+    assert re.search(r"for service in (.+); do", compose_script).group(1).split() == listed
+    statements = re.findall(r"^\s*((?:CREATE|REVOKE) .+;)$", init, re.M)
+    assert statements == re.findall(r"^\s*((?:CREATE|REVOKE) .+;)$", compose_script, re.M) and len(statements) == 3
+    (postgres,) = [s for s in of_kind(objects, "StatefulSet") if "postgresql" in s["metadata"]["name"]]
+    env = {v["name"] for v in env_list(container(postgres))}
+    assert {f"{s.upper()}_DB_PASSWORD" for s in DATABASE_SERVICES} <= env
     for d in of_kind(objects, "Deployment"):
+        component = component_of(d)
         for var in env_list(container(d)):
             if var["name"].endswith("_DATABASE_URL"):
-                assert var["value"].startswith("postgresql+psycopg://")
-                assert var["value"].rsplit("/", 1)[1] == f"ticketing_{component_of(d)}"
+                svc = var["name"].removesuffix("_DATABASE_URL").lower()
+                assert svc == component, f"{component} sees {svc}'s database"
+                assert var["value"].startswith(f"postgresql+psycopg://ticketing_{svc}:$({svc.upper()}_DB_PASSWORD)@")
+            assert var["name"] != "POSTGRES_PASSWORD", f"{component} must not get the administrator's password"
 
 
 def test_notes_say_how_to_reach_the_app():

@@ -33,7 +33,7 @@ def users(rabbit_admin, vhost):
 
 
 def test_services_work_on_their_own_users_and_the_gateway_is_limited_to_user_rpcs(users, container_factory,
-                                                                                  service_config):
+                                                                                  service_config, monkeypatch):
     from ticketing.cli import service_class
 
     for name in broker_users.SERVICES:
@@ -70,6 +70,17 @@ def test_services_work_on_their_own_users_and_the_gateway_is_limited_to_user_rpc
     with ClusterRpcProxy(operator, timeout=10) as rpc:
         wait_for(lambda: rpc.orders.get_order(order["id"])["status"] == "complete", timeout=10)
         assert Decimal(rpc.orders.get_order(order["id"])["ticket"]["price"]) == Decimal("10.00")
+
+    # expiry end to end: orders -> expiration (delay queues, the default exchange) -> orders -> tickets
+    monkeypatch.setenv("EXPIRATION_WINDOW_SECONDS", "1")
+    with ClusterRpcProxy(gateway, timeout=10) as rpc:
+        short = rpc.tickets.create_user_ticket(seller, "Short", "5.00", uuid.uuid4().hex)
+        expiring = wait_for(lambda: _try(lambda: rpc.orders.create_order(buyer, "b@example.com", short["id"])),
+                            timeout=10)
+        wait_for(lambda: rpc.orders.get_user_order(buyer, expiring["id"])["status"] == "cancelled", timeout=15,
+                 what="the order expired through the expiration service")
+        wait_for(lambda: rpc.tickets.get_ticket(short["id"])["orderId"] is None, timeout=10,
+                 what="the ticket is back on sale")
 
 
 def _try(call):

@@ -231,6 +231,10 @@ AMQP_URI: {{ .Values.rabbitmq.external.uri | b64enc | quote }}
 {{- end }}
 {{- if .Values.postgresql.inCluster.enabled }}
 POSTGRES_PASSWORD: {{ .Values.postgresql.inCluster.password | default (get $liveData "POSTGRES_PASSWORD" | b64dec) | default (randAlphaNum 32) | b64enc | quote }}
+{{- range $svc := (include "ticketing.databaseServices" . | fromYamlArray) }}
+{{- $key := printf "%s_DB_PASSWORD" (upper $svc) }}
+{{ $key }}: {{ get $liveData $key | default (randAlphaNum 32 | b64enc) | quote }}
+{{- end }}
 {{- else if not .Values.postgresql.external.existingSecret }}
 {{- range $svc := (include "ticketing.databaseServices" . | fromYamlArray) }}
 {{- with (index $root.Values.postgresql.external.urls $svc) }}
@@ -276,18 +280,19 @@ $(VAR) from the variables listed before it. */}}
 {{- end }}
 {{- end }}
 {{- if .spec.databases }}
+{{- range $svc := .spec.databases }}
+{{- $envName := printf "%s_DATABASE_URL" (upper $svc) }}
 {{- if $v.postgresql.inCluster.enabled }}
-- name: POSTGRES_PASSWORD
+{{- /* each service connects as its own role, owner of its database only */}}
+- name: {{ upper $svc }}_DB_PASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ $chartSecret }}
-      key: POSTGRES_PASSWORD
+      key: {{ upper $svc }}_DB_PASSWORD
 {{- end }}
-{{- range $svc := .spec.databases }}
-{{- $envName := printf "%s_DATABASE_URL" (upper $svc) }}
 - name: {{ $envName }}
 {{- if $v.postgresql.inCluster.enabled }}
-  value: {{ printf "postgresql+psycopg://%s:$(POSTGRES_PASSWORD)@%s-postgresql:5432/ticketing_%s" $v.postgresql.inCluster.username $fullname $svc | quote }}
+  value: {{ printf "postgresql+psycopg://ticketing_%s:$(%s_DB_PASSWORD)@%s-postgresql:5432/ticketing_%s" $svc (upper $svc) $fullname $svc | quote }}
 {{- else }}
 {{- if not (or $v.postgresql.external.existingSecret (index $v.postgresql.external.urls $svc)) }}
 {{- fail (printf "postgresql.external: set existingSecret (a Secret with the key %s) or urls.%s, or enable postgresql.inCluster" $envName $svc) }}
