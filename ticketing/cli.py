@@ -13,10 +13,10 @@ import os
 import sys
 import warnings
 
-# eventlet announces its own deprecation on import; nameko 2 needs it (STACK-NOTES).
+# eventlet announces its own deprecation on import; nameko 2 needs it (README, "Stack notes").
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
-# psycopg 3 must wait through select() so it yields to eventlet (STACK-NOTES); set before it is imported.
+# psycopg 3 must wait through select() so it yields to eventlet; set before it is imported.
 os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
 
 SERVICES = ("auth", "tickets", "orders", "expiration", "payments", "confirmation")

@@ -83,7 +83,7 @@ def _ticket_page(ticket_id, error=None, status=200):
 
 
 def availability(ticket) -> str:
-    """'on sale', 'reserved', 'sold', or 'taken' (reserved or sold: the SPEC's ticket cannot tell)."""
+    """'on sale', 'reserved', 'sold', or 'taken' (reserved or sold: the API's ticket cannot tell)."""
     status = str(ticket.get("status") or "").lower()
     if status in ("sold", "complete", "completed") or ticket.get("sold") is True or ticket.get("soldAt"):
         return "sold"

@@ -1,7 +1,7 @@
 """Order rules: reserving a ticket, who may see or cancel an order, how status moves, the ticket replica.
 
 Status moves through :func:`_move` (expiry: one conditional UPDATE), which bumps the version (the
-mapper's version column guards every UPDATE) and, where SPEC has an event for
+mapper's version column guards every UPDATE) and, where the event contract has an event for
 the new status, emits it in the same transaction.
 
     created ──hold_for_payment──> awaiting:payment ──payment:created──> complete
@@ -110,7 +110,7 @@ def _move(tx, order: Order, status: str, **values) -> Order:
     elif status == COMPLETE:
         tx.emit(events.ORDER_COMPLETED, id=order.id, version=order.version, userId=order.user_id,
                 userEmail=order.user_email, ticket=order.ticket_summary())
-    # created <-> awaiting:payment is internal to orders: SPEC has no event for it.
+    # created <-> awaiting:payment is internal to orders: the event contract has none for it.
     return order
 
 

@@ -1,4 +1,4 @@
-"""An in-memory fake of the gateway's HTTP API (SPEC "HTTP API"), for frontend tests.
+"""An in-memory fake of the gateway's HTTP API (README, "Architecture" and gateway/openapi.py), for frontend tests.
 
 It is a real Flask app served on a local port, so the frontend talks to it
 over real HTTP exactly as it talks to the real gateway: cookies, Set-Cookie,
@@ -131,7 +131,7 @@ def create_fake_gateway(state: FakeGatewayState) -> Flask:
     app = Flask("fake_gateway")
 
     def ticket_json(t):
-        # "sold" goes out only if a test set it: the SPEC's ticket has no such field
+        # "sold" goes out only if a test set it: the API's ticket has no such field
         return {k: t[k] for k in ("id", "title", "price", "userId", "version", "orderId", "sold") if k in t}
 
     def order_json(o):
