@@ -204,13 +204,15 @@ class Cluster:
     def stop(self) -> None:
         self._watching = False
         for proc in self.procs:
-            if proc.process and proc.process.poll() is None:
-                os.killpg(proc.process.pid, signal.SIGTERM)
+            with proc.lock:  # the watcher cannot start it again behind our back
+                if proc.process and proc.process.poll() is None:
+                    os.killpg(proc.process.pid, signal.SIGTERM)
         for proc in self.procs:
             try:
                 proc.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.process.pid, signal.SIGKILL)
+                proc.process.wait(timeout=10)
         self.link.close()
         self.rabbit_admin.delete_vhost(self.vhost)
 

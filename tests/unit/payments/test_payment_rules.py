@@ -608,3 +608,21 @@ def test_an_operator_refund_of_an_order_without_payment_is_404(service):
         service.refund("b" * 32)
     with pytest.raises(NotFound):
         service.refund("nope")
+
+
+def test_a_stripe_refund_goes_through_the_official_library_with_its_own_key():
+    from services.payments.processors import StripeProcessor
+    from tests.support.fake_stripe import FakeStripe
+
+    fake = FakeStripe()
+    try:
+        stripe = StripeProcessor("sk_test_unit", fake.url, timeout=5)
+        charge_id = stripe.charge(amount_cents=3000, currency="usd", token="tok_visa", idempotency_key="order-x-1")
+        refund_id = stripe.refund(charge_id=charge_id, amount_cents=3000, idempotency_key="refund-p1")
+        assert stripe.refund(charge_id=charge_id, amount_cents=3000, idempotency_key="refund-p1") == refund_id
+        refund, = fake.refunds  # the same key again: replayed, not a second refund
+        assert (refund["id"], refund["charge"], refund["amount"]) == (refund_id, charge_id, 3000)
+        request = [r for r in fake.requests if r["path"] == "/v1/refunds"][0]
+        assert request["headers"]["idempotency-key"] == "refund-p1"
+    finally:
+        fake.stop()
