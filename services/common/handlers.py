@@ -16,7 +16,7 @@ from nameko.events import EventHandler as NamekoEventHandler
 
 from . import events
 from .delays import DelayedDelivery, backoff_ms
-from .queues import TypedQueue, configured
+from .queues import TypedQueue, configured, dead_lettering
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ class EventHandler(TypedQueue, NamekoEventHandler):
 
     def setup(self):
         super().setup()
-        self.delays = DelayedDelivery(self.container.config["AMQP_URI"], configured(self.container.config))
+        self.delays = DelayedDelivery(self.container.config["AMQP_URI"], configured(self.container.config),
+                                      dead_lettering(self.container.config))
 
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is not None:

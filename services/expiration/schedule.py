@@ -15,7 +15,7 @@ from datetime import datetime
 from nameko.extensions import DependencyProvider
 
 from services.common.delays import DelayedDelivery, durable_queue, next_hop
-from services.common.queues import configured
+from services.common.queues import configured, dead_lettering
 
 DUE_QUEUE = "expiration.due"
 #: a message at most this early counts as due (the ladder's finest step is 100 ms; never expire early by more)
@@ -35,7 +35,8 @@ class ExpirySchedule(DependencyProvider):
     """``self.schedule.expire_at(order_id, expires_at)``: put (or put back) an expiry on the ladder."""
 
     def setup(self):
-        self.delivery = DelayedDelivery(self.container.config["AMQP_URI"], configured(self.container.config))
+        self.delivery = DelayedDelivery(self.container.config["AMQP_URI"], configured(self.container.config),
+                                        dead_lettering(self.container.config))
 
     def get_dependency(self, worker_ctx):
         return self
