@@ -39,12 +39,12 @@ does it:
 * ``at-least-once`` (``x-dead-letter-strategy``, which RabbitMQ only accepts
   with ``x-overflow: reject-publish``; feature flag ``stream_queue``): a
   message leaves the holding queue only once its target has confirmed it.
-  On RabbitMQ 3.10.8 (what this machine runs) a node stopped under load left
-  some holding queues' dead-letter workers dead after their leader moved:
-  expired messages stayed inside those queues, invisible, and never
-  arrived (the cluster test lost 88 of 155 pending expiries). RabbitMQ fixed
-  the worker's resilience in later releases (pull request 7677, backported to
-  3.10.x); use it only on a release with that fix.
+  On RabbitMQ 3.10.8 the cluster test (a node stopped under load) lost 88 of
+  155 pending expiries with it, also after the node was back: the messages
+  were in no queue's ready or unacknowledged count, which is what a
+  dead-letter worker that failed to re-register with its queue's new leader
+  leaves behind. RabbitMQ made that worker resilient in later releases; use
+  ``at-least-once`` only on such a release (and check with ``make cluster-test``).
 RabbitMQ refuses to re-declare an existing queue with other arguments
 (PRECONDITION_FAILED), so switching an existing broker from one type to the
 other needs empty queues deleted first, or a fresh vhost.
