@@ -135,6 +135,7 @@ def nameko_config(service: str | None = None) -> dict:
     config: dict = {
         "AMQP_URI": amqp_uri(),
         "QUEUE_TYPE": queue_type(),
+        "QUORUM_DEAD_LETTERING": env("QUORUM_DEAD_LETTERING", "at-most-once"),
         "serializer": "json",
         # Each service serves /healthz and /readyz for probes.
         "WEB_SERVER_ADDRESS": f"{env('HEALTH_HOST', '0.0.0.0')}:{env_int('HEALTH_PORT', 8000)}",

@@ -18,8 +18,8 @@ at most ~100 ms late, never early.
 
 Queues and messages are durable, so what is waiting survives a restart of
 any consumer or of RabbitMQ itself. With ``QUEUE_TYPE=quorum`` the holding and
-parked queues are quorum queues that dead-letter at least once, so it also
-survives the loss of a cluster node (:mod:`services.common.queues`).
+parked queues are quorum queues, so it also survives the loss of a cluster
+node (:mod:`services.common.queues`).
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ import math
 from kombu import Exchange, Queue
 from nameko.amqp.publish import Publisher
 
-from .queues import CLASSIC, typed
+from .queues import AT_MOST_ONCE, CLASSIC, typed
 
 log = logging.getLogger(__name__)
 
@@ -76,15 +76,15 @@ def durable_queue(name: str) -> Queue:
 class DelayedDelivery:
     """Publishes a message to arrive in a target queue after a delay from the ladder."""
 
-    def __init__(self, amqp_uri: str, queue_type: str = CLASSIC):
+    def __init__(self, amqp_uri: str, queue_type: str = CLASSIC, dead_lettering: str = AT_MOST_ONCE):
         self.publisher = Publisher(amqp_uri)
-        self.queue_type = queue_type
+        self.queue_type, self.dead_lettering = queue_type, dead_lettering
         self._declared: set[int] = set()
 
     def send_later(self, target_queue: str, payload, delay_ms: int, headers: dict | None = None) -> None:
         if delay_ms not in LADDER_MS:
             raise ValueError(f"{delay_ms} ms is not a step of the delay ladder")
-        queue = typed(holding_queue(delay_ms), self.queue_type)
+        queue = typed(holding_queue(delay_ms), self.queue_type, self.dead_lettering)
         declare = [] if delay_ms in self._declared else [queue]
         self.publisher.publish(
             payload, exchange=queue.exchange, routing_key=target_queue, headers=headers or {}, declare=declare

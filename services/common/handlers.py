@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from . import config, events, metrics
 from .delays import LADDER_MS, DelayedDelivery
 from .errors import BadRequest
-from .queues import TypedQueue, configured
+from .queues import TypedQueue, configured, dead_lettering
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ class EventHandler(TypedQueue, NamekoEventHandler):
 
     def setup(self):
         super().setup()
-        self.delays = DelayedDelivery(self.container.config["AMQP_URI"], configured(self.container.config))
+        self.delays = DelayedDelivery(self.container.config["AMQP_URI"], configured(self.container.config),
+                                      dead_lettering(self.container.config))
         cfg = self.container.config
         self.retry_for = float(cfg.get("HANDLER_RETRY_FOR_SECONDS")
                                or config.env("HANDLER_RETRY_FOR_SECONDS", str(DEFAULT_RETRY_FOR)))

@@ -23,16 +23,28 @@ and reaches the caller once it has reconnected: a service waiting on another
 Services get them through ``services.common.rpc.ServiceRpc``, standalone clients (the gateway)
 through :class:`StandaloneReplyListener`.
 
-A quorum queue is replicated on a majority of a cluster's nodes, so it
-survives the loss of any minority of them; a classic queue lives on the node
-that declared it and is unavailable while that node is down. On a quorum
-queue that dead-letters (the holding queues), dead-lettering is
-*at-least-once* (``x-dead-letter-strategy``), which RabbitMQ only accepts
-together with ``x-overflow: reject-publish`` (RabbitMQ 3.10+, feature flag
-``stream_queue``): a message whose TTL runs out is removed from the holding
-queue only once its target queue has confirmed it, so a node loss while
-pending expiries fall due loses none of them.
+A quorum queue is replicated on the cluster's nodes (up to five) and stays
+available while a majority of them is up; a classic queue lives on the node
+that declared it and is unavailable while that node is down.
 
+The holding queues dead-letter (TTL run out -> ``expiration.due`` or a
+handler's queue). ``QUORUM_DEAD_LETTERING`` says how a quorum holding queue
+does it:
+
+* ``at-most-once`` (the default): the queue's leader republishes the message
+  itself, without confirms. Were the target unavailable at that moment (it
+  is a quorum queue too: only if a majority of nodes is down) the message
+  would be lost, and the orders safety net cancels the order
+  ``ORDERS_EXPIRY_GRACE_SECONDS`` late.
+* ``at-least-once`` (``x-dead-letter-strategy``, which RabbitMQ only accepts
+  with ``x-overflow: reject-publish``; feature flag ``stream_queue``): a
+  message leaves the holding queue only once its target has confirmed it.
+  On RabbitMQ 3.10.8 the cluster test (a node stopped under load) lost 88 of
+  155 pending expiries with it, also after the node was back: the messages
+  were in no queue's ready or unacknowledged count, which is what a
+  dead-letter worker that failed to re-register with its queue's new leader
+  leaves behind. RabbitMQ made that worker resilient in later releases; use
+  ``at-least-once`` only on such a release (and check with ``make cluster-test``).
 RabbitMQ refuses to re-declare an existing queue with other arguments
 (PRECONDITION_FAILED), so switching an existing broker from one type to the
 other needs empty queues deleted first, or a fresh vhost.
@@ -56,6 +68,11 @@ QUEUE_TYPES = (CLASSIC, QUORUM)
 CONFIG_KEY = "QUEUE_TYPE"
 
 
+AT_MOST_ONCE = "at-most-once"
+AT_LEAST_ONCE = "at-least-once"
+DEAD_LETTERING_KEY = "QUORUM_DEAD_LETTERING"
+
+
 def configured(nameko_config: dict) -> str:
     """The queue type a container's config asks for (the environment's when the config is silent)."""
     from .config import queue_type  # config imports nothing of ours; keep this module light
@@ -66,23 +83,35 @@ def configured(nameko_config: dict) -> str:
     return kind
 
 
-def arguments(kind: str, dead_letters: bool = False) -> dict:
-    """The ``x-`` arguments that make a durable queue of ``kind``."""
+def dead_lettering(nameko_config: dict) -> str:
+    """How quorum holding queues dead-letter (``QUORUM_DEAD_LETTERING``, see the module's doc)."""
+    from .config import env
+
+    value = str(nameko_config.get(DEAD_LETTERING_KEY) or env(DEAD_LETTERING_KEY, AT_MOST_ONCE)).strip().lower()
+    if value not in (AT_MOST_ONCE, AT_LEAST_ONCE):
+        raise ValueError(f"{DEAD_LETTERING_KEY} must be {AT_MOST_ONCE} or {AT_LEAST_ONCE}, got {value!r}")
+    return value
+
+
+def arguments(kind: str, dead_letters: str | None = None) -> dict:
+    """The ``x-`` arguments that make a durable queue of ``kind`` (``dead_letters``: its strategy, if it has one)."""
     if kind == CLASSIC:
         return {}
     args = {"x-queue-type": QUORUM}
-    if dead_letters:
-        args.update({"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"})
+    if dead_letters == AT_LEAST_ONCE:
+        args.update({"x-dead-letter-strategy": AT_LEAST_ONCE, "x-overflow": "reject-publish"})
     return args
 
 
-def typed(queue: Queue, kind: str) -> Queue:
-    """``queue`` as a queue of ``kind``; transient, exclusive or auto-deleted queues are left classic."""
+def typed(queue: Queue, kind: str, dead_letters: str = AT_MOST_ONCE) -> Queue:
+    """``queue`` as a queue of ``kind``; transient, exclusive or auto-deleted queues are left classic.
+
+    ``dead_letters``: the strategy of a quorum queue that dead-letters (the holding queues)."""
     if kind == CLASSIC or not queue.durable or queue.exclusive or queue.auto_delete:
         return queue
     current = dict(queue.queue_arguments or {})
-    dead_letters = "x-dead-letter-exchange" in current
-    return queue.__class__(**dict(queue.as_dict(), queue_arguments={**current, **arguments(kind, dead_letters)}))
+    strategy = dead_letters if "x-dead-letter-exchange" in current else None
+    return queue.__class__(**dict(queue.as_dict(), queue_arguments={**current, **arguments(kind, strategy)}))
 
 
 class TypedQueue:

@@ -17,7 +17,7 @@ from nameko.extensions import DependencyProvider
 
 from services.common import logs
 from services.common.delays import DelayedDelivery, durable_queue, next_hop
-from services.common.queues import configured
+from services.common.queues import configured, dead_lettering
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ class ExpirySchedule(DependencyProvider):
     """``self.schedule.expire_at(order_id, expires_at)``: put (or put back) an expiry on the ladder."""
 
     def setup(self):
-        self.delivery = DelayedDelivery(self.container.config["AMQP_URI"], configured(self.container.config))
+        self.delivery = DelayedDelivery(self.container.config["AMQP_URI"], configured(self.container.config),
+                                        dead_lettering(self.container.config))
 
     def get_dependency(self, worker_ctx):
         return self

@@ -25,13 +25,30 @@ def test_quorum_makes_a_durable_queue_a_quorum_queue():
     assert queue.name == "expiration.due" and queue.durable and queue.routing_key == "expiration.due"
 
 
-def test_a_quorum_holding_queue_keeps_its_ttl_and_dead_letters_at_least_once():
+def test_a_quorum_holding_queue_keeps_its_ttl_and_dead_letters_at_most_once_by_default():
     queue = queues.typed(holding_queue(2000), queues.QUORUM)
+    assert queue.queue_arguments == {"x-message-ttl": 2000, "x-dead-letter-exchange": "", "x-queue-type": "quorum"}
+    assert queue.exchange.name == "delay.2000ms" and queue.exchange.type == "fanout"
+
+
+def test_at_least_once_dead_lettering_comes_with_reject_publish_and_only_on_queues_that_dead_letter():
+    queue = queues.typed(holding_queue(2000), queues.QUORUM, queues.AT_LEAST_ONCE)
     assert queue.queue_arguments == {
         "x-message-ttl": 2000, "x-dead-letter-exchange": "",
         "x-queue-type": "quorum", "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish",
     }
-    assert queue.exchange.name == "delay.2000ms" and queue.exchange.type == "fanout"
+    parked = queues.typed(durable_queue("x.parked"), queues.QUORUM, queues.AT_LEAST_ONCE)
+    assert parked.queue_arguments == {"x-queue-type": "quorum"}
+
+
+def test_the_dead_lettering_setting(monkeypatch):
+    assert queues.dead_lettering({}) == "at-most-once"
+    monkeypatch.setenv("QUORUM_DEAD_LETTERING", "at-least-once")
+    assert queues.dead_lettering({}) == "at-least-once"
+    assert queues.dead_lettering({"QUORUM_DEAD_LETTERING": "at-most-once"}) == "at-most-once"
+    assert config.nameko_config("orders")["QUORUM_DEAD_LETTERING"] == "at-least-once"
+    with pytest.raises(ValueError):
+        queues.dead_lettering({"QUORUM_DEAD_LETTERING": "exactly-once"})
 
 
 @pytest.mark.parametrize("queue", [
