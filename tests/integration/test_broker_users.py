@@ -90,3 +90,60 @@ def _try(call):
         return call()
     except NotFound:  # not replicated yet
         return None
+
+
+# ------------------------------------------------ `ticketing broker-users` (compose's one-shot, the chart's Job)
+
+@pytest.fixture
+def command_env(monkeypatch, rabbit_admin):
+    """What compose and the chart give the command: namespaced users on a vhost that does not exist yet."""
+    from tests.support.rabbit import AUTH
+
+    vhost_name = f"ticketing-test-{RUN_ID}-{uuid.uuid4().hex[:8]}"
+    users = {c: f"ticketing-test-{RUN_ID}-{c}-{uuid.uuid4().hex[:6]}" for c in broker_users.COMPONENTS}
+    monkeypatch.setenv("RABBITMQ_MANAGEMENT_URL", MANAGEMENT_URL)
+    monkeypatch.setenv("RABBITMQ_ADMIN_USER", AUTH[0])
+    monkeypatch.setenv("RABBITMQ_ADMIN_PASSWORD", AUTH[1])
+    monkeypatch.setenv("RABBITMQ_VHOST", vhost_name)
+    for component, user in users.items():
+        monkeypatch.setenv(f"{component.upper()}_AMQP_USER", user)
+        monkeypatch.setenv(f"{component.upper()}_AMQP_PASSWORD", uuid.uuid4().hex)
+    yield vhost_name, users
+    for user in users.values():
+        rabbit_admin.http.delete(f"{MANAGEMENT_URL}/api/users/{quote(user, safe='')}", timeout=10)
+    rabbit_admin.delete_vhost(vhost_name)
+
+
+def test_the_command_creates_the_vhost_and_each_component_s_user_again_and_again(command_env, rabbit_admin):
+    from ticketing.cli import main
+
+    vhost_name, users = command_env
+    for _ in range(2):  # an upgrade runs it again over the same users
+        main(["broker-users"])
+        for component, user in users.items():
+            rules = broker_users.permissions(component)
+            (granted,) = rabbit_admin.http.get(f"{MANAGEMENT_URL}/api/users/{quote(user, safe='')}/permissions",
+                                               timeout=10).json()
+            assert granted["vhost"] == vhost_name
+            assert {k: granted[k] for k in ("configure", "write", "read")} == \
+                {k: rules[k] for k in ("configure", "write", "read")}, component
+            topics = rabbit_admin.http.get(f"{MANAGEMENT_URL}/api/users/{quote(user, safe='')}/topic-permissions",
+                                           timeout=10).json()
+            assert [{k: t[k] for k in ("exchange", "write", "read")} for t in topics] == [rules["topic"]], component
+
+
+def test_the_command_says_why_it_cannot_reach_the_management_api(command_env, monkeypatch):
+    import time
+
+    from tests.conftest import free_port
+    from ticketing.cli import main
+
+    monkeypatch.setenv("RABBITMQ_ADMIN_PASSWORD", "not-the-password")
+    with pytest.raises(SystemExit, match="refused RABBITMQ_ADMIN_USER/PASSWORD"):
+        main(["broker-users"])
+    monkeypatch.setenv("RABBITMQ_MANAGEMENT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("RABBITMQ_WAIT_SECONDS", "1")
+    started = time.monotonic()
+    with pytest.raises(SystemExit, match="does not answer"):
+        main(["broker-users"])
+    assert time.monotonic() - started < 10
