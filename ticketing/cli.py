@@ -198,22 +198,49 @@ def parse_replicas(values: list[str]) -> dict[str, int]:
 
 def broker_users() -> None:
     """Apply services.common.broker_users: RABBITMQ_MANAGEMENT_URL, RABBITMQ_ADMIN_USER/PASSWORD,
-    RABBITMQ_VHOST (default /), and for each component <COMPONENT>_AMQP_PASSWORD (user
-    ``ticketing-<component>``, or <COMPONENT>_AMQP_USER)."""
+    RABBITMQ_VHOST (default /, created when missing), and for each component <COMPONENT>_AMQP_PASSWORD
+    (user ``ticketing-<component>``, or <COMPONENT>_AMQP_USER). Waits up to RABBITMQ_WAIT_SECONDS
+    (default 60) for a management API that does not answer yet (a broker still starting)."""
+    import time
+    from urllib.parse import quote
+
     import requests
 
     from services.common import broker_users as rules
-    from services.common.config import env
+    from services.common.config import env, env_int
 
     http = requests.Session()
     http.auth = (env("RABBITMQ_ADMIN_USER", "guest"), env("RABBITMQ_ADMIN_PASSWORD", "guest"))
-    url, vhost = env("RABBITMQ_MANAGEMENT_URL", "http://localhost:15672"), env("RABBITMQ_VHOST", "/")
+    url, vhost = env("RABBITMQ_MANAGEMENT_URL", "http://localhost:15672").rstrip("/"), env("RABBITMQ_VHOST", "/")
+    passwords = {}
     for component in rules.COMPONENTS:
-        password = env(f"{component.upper()}_AMQP_PASSWORD")
-        if not password:
+        passwords[component] = env(f"{component.upper()}_AMQP_PASSWORD")
+        if not passwords[component]:
             raise SystemExit(f"{component.upper()}_AMQP_PASSWORD is not set")
+    deadline = time.monotonic() + env_int("RABBITMQ_WAIT_SECONDS", 60)
+    vhost_url = f"{url}/api/vhosts/{quote(vhost, safe='')}"
+    while True:
+        try:
+            answer = http.get(vhost_url, timeout=10)
+            if answer.status_code < 500:
+                break
+            problem = f"answers {answer.status_code}"
+        except requests.ConnectionError as exc:
+            problem = f"does not answer ({type(exc).__name__})"
+        if time.monotonic() >= deadline:
+            raise SystemExit(f"the management API at {url} {problem}")
+        print(f"waiting for the management API at {url}: it {problem}", flush=True)
+        time.sleep(2)
+    if answer.status_code == 401:
+        raise SystemExit(f"the management API at {url} refused RABBITMQ_ADMIN_USER/PASSWORD")
+    if answer.status_code == 404:
+        http.put(vhost_url, timeout=10).raise_for_status()
+        print(f"vhost {vhost} created")
+    else:
+        answer.raise_for_status()
+    for component in rules.COMPONENTS:
         user = env(f"{component.upper()}_AMQP_USER", f"ticketing-{component}")
-        rules.apply(http, url, vhost, user, password, component)
+        rules.apply(http, url, vhost, user, passwords[component], component)
         print(f"broker user {user}: {component}'s permissions on vhost {vhost}")
 
 

@@ -39,7 +39,7 @@ HEALTH_PATHS = {
 }
 
 # Subcommands of `ticketing` the image, compose and the chart rely on.
-CLI_SUBCOMMANDS = ("run", "migrate", "up")
+CLI_SUBCOMMANDS = ("run", "migrate", "up", "broker-users")
 
 SECRET_ENV = ("JWT_PRIVATE_KEY", "JWT_PUBLIC_KEY", "SECRET_KEY", "STRIPE_KEY", "SENDGRID_API_KEY")
 

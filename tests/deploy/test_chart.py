@@ -36,8 +36,16 @@ PRODUCTION = load_values("values-production.yaml")
 # the operator's own image and host.
 PRODUCTION_INSTALL = deep_merge(
     PRODUCTION,
-    {"image": {"repository": "registry.example.com/ticketing", "tag": "1.2.3"}, "ingress": {"host": "tickets.example.com"}},
+    {"image": {"repository": "registry.example.com/ticketing", "tag": "1.2.3"}, "ingress": {"host": "tickets.example.com"},
+     "rabbitmq": {"external": {"addresses": "amqps://rabbit-0.example.com:5671;amqps://rabbit-1.example.com:5671",
+                               "managementUrl": "https://rabbit.example.com:15671"}}},
 )
+
+# The components with a broker user of their own (the frontend never talks to the broker).
+BROKER_COMPONENTS = tuple(c for c in DEPLOYED if c != "frontend")
+EXTERNAL_BROKER = {"inCluster": {"enabled": False},
+                   "external": {"addresses": "amqp://mq-0:5672;amqp://mq-1:5672", "vhost": "shop",
+                                "managementUrl": "http://mq:15672", "adminExistingSecret": "mq-admin"}}
 
 EXTERNAL_URLS = {
     svc: f"postgresql+psycopg://u:p@db.example.com:5432/ticketing_{svc}" for svc in DATABASE_SERVICES
@@ -64,8 +72,23 @@ SCENARIOS: dict[str, dict] = {
     "topology-spread": {"topologySpread": {"enabled": True}},
     "anti-affinity-required": {"podAntiAffinity": "required", "config": {"queueType": "quorum"}},
     "services-pdb-disabled": {s: {"podDisruptionBudget": {"enabled": False}} for s in SERVICES},
-    "rabbitmq-external-uri": {"rabbitmq": {"inCluster": {"enabled": False}, "external": {"uri": "amqp://u:p@mq:5672/"}}},
-    "rabbitmq-external-secret": {"rabbitmq": {"inCluster": {"enabled": False}, "external": {"existingSecret": "mq"}}},
+    # one pre-made broker user for every component
+    "rabbitmq-external-uri": {"rabbitmq": {"perComponentUsers": {"enabled": False}, "inCluster": {"enabled": False},
+                                           "external": {"uri": "amqp://u:p@mq:5672/"}}},
+    "rabbitmq-external-secret": {"rabbitmq": {"perComponentUsers": {"enabled": False}, "inCluster": {"enabled": False},
+                                              "external": {"existingSecret": "mq"}}},
+    "broker-users-disabled": {"rabbitmq": {"perComponentUsers": {"enabled": False}}},
+    # each component its own user on an external broker
+    "rabbitmq-external-users": {"rabbitmq": EXTERNAL_BROKER},
+    "rabbitmq-external-users-secret": {"rabbitmq": deep_merge(EXTERNAL_BROKER, {"perComponentUsers": {
+        "existingSecret": "mq-users", "usernamePrefix": "shop-"}})},
+    "rabbitmq-external-users-no-job": {"rabbitmq": deep_merge(EXTERNAL_BROKER, {
+        "perComponentUsers": {"existingSecret": "mq-users", "job": {"enabled": False}},
+        "external": {"managementUrl": "", "adminExistingSecret": ""}})},
+    "broker-users-from-values": {"rabbitmq": {"perComponentUsers": {"passwords": {c: f"{c}-pw-0123456789abcdef"
+                                                                                  for c in ("auth", "tickets", "orders",
+                                                                                            "expiration", "payments",
+                                                                                            "confirmation", "gateway")}}}},
     "postgresql-external-urls": {"postgresql": {"inCluster": {"enabled": False}, "external": {"urls": EXTERNAL_URLS}}},
     "postgresql-external-secret": {"postgresql": {"inCluster": {"enabled": False}, "external": {"existingSecret": "dbs"}}},
     "secrets-from-values": {
@@ -99,6 +122,13 @@ SCENARIOS: dict[str, dict] = {
 def scenario(request):
     values = SCENARIOS[request.param]
     return request.param, values, manifests(values)
+
+
+def existing_infrastructure_secrets(merged: dict) -> set[str]:
+    """The broker and database Secrets the values say the operator created."""
+    mq = merged["rabbitmq"]
+    return {mq["external"]["existingSecret"], mq["external"]["adminExistingSecret"],
+            mq["perComponentUsers"]["existingSecret"], merged["postgresql"]["external"]["existingSecret"]} - {""}
 
 
 def enabled(values: dict, component: str) -> bool:
@@ -231,7 +261,7 @@ def test_every_reference_resolves(scenario):
     name, values, objects = scenario
     merged = deep_merge(load_values("values.yaml"), values)
     existing = {s["existingSecret"] for s in merged["secrets"].values() if isinstance(s, dict) and s.get("existingSecret")}
-    existing |= {merged["rabbitmq"]["external"]["existingSecret"], merged["postgresql"]["external"]["existingSecret"]} - {""}
+    existing |= existing_infrastructure_secrets(merged)
     secrets = {n: set((s.get("data") or {}).keys()) for n, s in by_name(objects, "Secret").items()}
     configmaps = by_name(objects, "ConfigMap")
     accounts = set(by_name(objects, "ServiceAccount")) | {"default"}
@@ -295,7 +325,7 @@ def test_each_service_sees_only_its_own_database(scenario):
         expected = {f"{name.upper()}_DATABASE_URL"} if name in DATABASE_SERVICES else set()
         assert urls == expected, name
         names = {v["name"] for v in env_list(container(d))}
-        assert "AMQP_URI" in names
+        assert ("AMQP_URI" in names) == (name in BROKER_COMPONENTS), f"{name}: AMQP_URI"
 
 
 def test_configuration_reaches_every_component(scenario):
@@ -317,7 +347,7 @@ def test_configuration_reaches_every_component(scenario):
 def test_migration_job_is_a_hook_running_ticketing_migrate(scenario, components):
     name, values, objects = scenario
     merged = deep_merge(load_values("values.yaml"), values)
-    jobs = of_kind(objects, "Job")
+    jobs = [j for j in of_kind(objects, "Job") if component_of(j) == "migrate"]
     migrated = [s for s in DATABASE_SERVICES if enabled(values, s)]
     if not merged["migrations"]["enabled"] or not migrated:
         assert not jobs
@@ -343,7 +373,7 @@ def test_pre_install_hooks_use_nothing_the_release_has_not_created_yet(scenario)
     name, values, objects = scenario
     merged = deep_merge(load_values("values.yaml"), values)
     existing = {s["existingSecret"] for s in merged["secrets"].values() if isinstance(s, dict) and s.get("existingSecret")}
-    existing |= {merged["rabbitmq"]["external"]["existingSecret"], merged["postgresql"]["external"]["existingSecret"]} - {""}
+    existing |= existing_infrastructure_secrets(merged)
     hooks = [o for o in objects if "helm.sh/hook" in o["metadata"].get("annotations", {})]
     pre_install = [o for o in hooks if "pre-install" in o["metadata"]["annotations"]["helm.sh/hook"]]
     hook_secrets = {o["metadata"]["name"] for o in pre_install if o["kind"] == "Secret"}
@@ -466,10 +496,11 @@ def secret_env(objects, component) -> dict[str, dict]:
 
 def test_defaults_generate_signing_keys_and_leave_payment_and_email_offline(monkeypatch):
     objects = manifests({})
-    (secret,) = of_kind(objects, "Secret")
+    secret = by_name(objects, "Secret")["shop-ticketing"]
     keys = set(secret["data"])
     assert {"JWT_PRIVATE_KEY", "JWT_PUBLIC_KEY", "SECRET_KEY", "RABBITMQ_PASSWORD", "POSTGRES_PASSWORD",
-            *(f"{s.upper()}_DB_PASSWORD" for s in DATABASE_SERVICES)} == keys
+            *(f"{s.upper()}_DB_PASSWORD" for s in DATABASE_SERVICES),
+            *(f"{c.upper()}_AMQP_PASSWORD" for c in BROKER_COMPONENTS)} == keys
     assert all(len(base64.b64decode(v)) >= 32 for v in secret["data"].values())
     # the generated pair is a real one: what auth signs, the gateway verifies
     from services.common import keys as token_keys, tokens
@@ -484,7 +515,7 @@ def test_defaults_generate_signing_keys_and_leave_payment_and_email_offline(monk
 
 def test_secrets_from_values_go_into_the_chart_secret_and_only_where_needed():
     objects = manifests(SCENARIOS["secrets-from-values"])
-    (secret,) = of_kind(objects, "Secret")
+    secret = by_name(objects, "Secret")["shop-ticketing"]
     assert base64.b64decode(secret["data"]["STRIPE_KEY"]) == b"sk_test_from_values"
     assert secret_env(objects, "payments")["STRIPE_KEY"] == {"name": "shop-ticketing", "key": "STRIPE_KEY"}
     assert secret_env(objects, "confirmation")["SENDGRID_API_KEY"] == {"name": "shop-ticketing", "key": "SENDGRID_API_KEY"}
@@ -499,9 +530,10 @@ def test_secrets_from_values_go_into_the_chart_secret_and_only_where_needed():
 
 def test_existing_secrets_are_referenced_like_the_originals_stripe_and_sendgrid_secrets():
     objects = manifests(SCENARIOS["secrets-existing"])
-    (secret,) = of_kind(objects, "Secret")  # only the in-chart infrastructure passwords
+    secret = by_name(objects, "Secret")["shop-ticketing"]  # only the in-chart infrastructure passwords
     assert set(secret["data"]) == {"RABBITMQ_PASSWORD", "POSTGRES_PASSWORD",
-                                   *(f"{s.upper()}_DB_PASSWORD" for s in DATABASE_SERVICES)}
+                                   *(f"{s.upper()}_DB_PASSWORD" for s in DATABASE_SERVICES),
+                                   *(f"{c.upper()}_AMQP_PASSWORD" for c in BROKER_COMPONENTS)}
     assert secret_env(objects, "payments")["STRIPE_KEY"] == {"name": "stripe-secret", "key": "STRIPE_KEY"}
     assert secret_env(objects, "confirmation")["SENDGRID_API_KEY"] == {"name": "sendgrid-secret", "key": "SENDGRID_API_KEY"}
 
@@ -516,7 +548,8 @@ def test_production_values_file_holds_no_secret():
 
     for path, value in walk(PRODUCTION):
         leaf = path.rsplit(".", 1)[-1].lower()
-        if leaf in {"value", "password", "uri"} or path.startswith(".postgresql.external.urls"):
+        if leaf in {"value", "password", "uri"} or path.startswith((".postgresql.external.urls",
+                                                                     ".rabbitmq.perComponentUsers.passwords")):
             assert not value, f"{path} must not be set in values-production.yaml"
     assert not re.search(r"://[^/\s:@]+:[^/\s@]+@", json.dumps(PRODUCTION)), "no credentials inside URLs"
     assert PRODUCTION["secrets"]["generate"] is False
@@ -529,12 +562,17 @@ def test_production_renders_no_secret_values():
         if obj["kind"] in ("Deployment", "Job"):
             for c in pod_spec(obj)["containers"]:
                 for var in env_list(c):
-                    if var["name"] in SECRET_ENV or var["name"] == "AMQP_URI" or var["name"].endswith(("_DATABASE_URL", "PASSWORD")):
+                    if var["name"] in SECRET_ENV or var["name"].endswith(("_DATABASE_URL", "PASSWORD")):
                         assert "value" not in var, f"{obj['metadata']['name']}: {var['name']} must come from a Secret"
+                    if var["name"] == "AMQP_URI":  # credentials only as $(VAR) of a Secret's key
+                        for uri in var["value"].split(";"):
+                            assert re.fullmatch(r"amqps://[a-z-]+:\$\([A-Z_]+_AMQP_PASSWORD\)@[^@]+", uri), uri
     assert not of_kind(objects, "StatefulSet"), "production uses external RabbitMQ and PostgreSQL"
     for d in of_kind(objects, "Deployment"):
-        env = {v["name"]: v for v in env_list(container(d))}
-        assert env["AMQP_URI"]["valueFrom"]["secretKeyRef"] == {"name": "ticketing-amqp", "key": "AMQP_URI"}
+        component = component_of(d)
+        if component in BROKER_COMPONENTS:
+            assert secret_env(objects, component)[f"{component.upper()}_AMQP_PASSWORD"] == {
+                "name": "ticketing-amqp-users", "key": f"{component.upper()}_AMQP_PASSWORD"}
     config = by_name(objects, "ConfigMap")["shop-ticketing"]["data"]
     assert config["TICKETING_ENV"] == "production"
     assert config["PUBLIC_URL"].startswith("https://")
@@ -552,16 +590,214 @@ def test_production_requires_each_secret_rather_than_inventing_one(item):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ({"rabbitmq": {"external": {"existingSecret": ""}}}, "rabbitmq.external"),
+        ({"rabbitmq": {"perComponentUsers": {"enabled": False}, "external": {"existingSecret": ""}}}, "rabbitmq.external"),
+        ({"rabbitmq": {"external": {"addresses": ""}}}, "rabbitmq.external.addresses"),
+        ({"rabbitmq": {"external": {"managementUrl": ""}}}, "rabbitmq.external.managementUrl"),
         ({"postgresql": {"external": {"existingSecret": ""}}}, "postgresql.external"),
     ],
-    ids=["rabbitmq", "postgresql"],
+    ids=["rabbitmq-one-user", "rabbitmq-addresses", "rabbitmq-management-url", "postgresql"],
 )
 def test_external_infrastructure_must_be_configured(override, message):
     import helm_python
 
     with pytest.raises(helm_python.HelmError, match=message):
         render(deep_merge(PRODUCTION_INSTALL, override))
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"perComponentUsers": {"existingSecret": ""}}, "rabbitmq.perComponentUsers: auth's broker password is required"),
+        ({"external": {"adminExistingSecret": ""}}, "rabbitmq.external.adminExistingSecret is required"),
+    ],
+    ids=["component-passwords", "administrator"],
+)
+def test_production_requires_the_broker_passwords_rather_than_inventing_them(override, message):
+    import helm_python
+
+    with pytest.raises(helm_python.HelmError, match=re.escape(message)):
+        render(deep_merge(PRODUCTION_INSTALL, {"rabbitmq": override}))
+
+
+# ---------------------------------------------------- the broker's users
+
+def broker_users_job(objects) -> dict | None:
+    jobs = [j for j in of_kind(objects, "Job") if component_of(j) == "broker-users"]
+    assert len(jobs) <= 1
+    return jobs[0] if jobs else None
+
+
+def expand(value: str, secrets: dict[str, str]) -> str:
+    """What Kubernetes does with $(VAR) in an env value."""
+    return re.sub(r"\$\(([A-Z0-9_]+)\)", lambda m: secrets[m.group(1)], value)
+
+
+def test_each_component_connects_as_its_own_broker_user(scenario):
+    """Its own user and AMQP_URI, its own password from its own Secret key, nobody else's; the frontend none."""
+    _, values, objects = scenario
+    merged = deep_merge(load_values("values.yaml"), values)
+    users = merged["rabbitmq"]["perComponentUsers"]
+    for d in of_kind(objects, "Deployment"):
+        component = component_of(d)
+        env = {v["name"]: v for v in env_list(container(d))}
+        passwords = {name for name in env if name.endswith("_PASSWORD") and not name.endswith("_DB_PASSWORD")}
+        if component not in BROKER_COMPONENTS:
+            assert "AMQP_URI" not in env and not passwords, f"{component} never talks to the broker"
+            continue
+        if not users["enabled"]:
+            assert passwords <= {"RABBITMQ_PASSWORD"}, component
+            continue
+        own = f"{component.upper()}_AMQP_PASSWORD"
+        assert passwords == {own}, f"{component} sees {passwords}"
+        assert env[own]["valueFrom"]["secretKeyRef"] == {"name": users["existingSecret"] or "shop-ticketing", "key": own}
+        uris = env["AMQP_URI"]["value"].split(";")
+        for uri in uris:
+            assert re.fullmatch(rf"amqps?://{users['usernamePrefix']}{component}:\$\({own}\)@[^@]+", uri), uri
+
+
+def test_broker_uris_name_the_user_the_password_the_hosts_and_the_vhost():
+    """What kombu makes of the URIs once Kubernetes has put the password in."""
+    from kombu import Connection
+
+    for values, hosts, vhost in (
+        ({}, ["shop-ticketing-rabbitmq"], "/"),
+        ({"rabbitmq": EXTERNAL_BROKER}, ["mq-0", "mq-1"], "shop"),
+        ({"rabbitmq": deep_merge(EXTERNAL_BROKER, {"external": {"vhost": "/"}})}, ["mq-0", "mq-1"], "/"),
+    ):
+        objects = manifests(values)
+        for d in of_kind(objects, "Deployment"):
+            component = component_of(d)
+            if component not in BROKER_COMPONENTS:
+                continue
+            env = {v["name"]: v for v in env_list(container(d))}
+            uris = expand(env["AMQP_URI"]["value"], {f"{component.upper()}_AMQP_PASSWORD": "s3cret"}).split(";")
+            parsed = [Connection(uri) for uri in uris]  # not connected
+            assert [p.hostname for p in parsed] == hosts
+            for p in parsed:
+                assert (p.userid, p.password, p.virtual_host, p.port) == (f"ticketing-{component}", "s3cret", vhost, 5672)
+
+
+def test_only_the_broker_users_job_sees_the_broker_administrator_s_password(scenario):
+    _, values, objects = scenario
+    merged = deep_merge(load_values("values.yaml"), values)
+    if not merged["rabbitmq"]["perComponentUsers"]["enabled"]:
+        return  # one shared user: every component connects as it
+    admin_secret = merged["rabbitmq"]["external"]["adminExistingSecret"]
+    for workload in of_kind(objects, "Deployment") + of_kind(objects, "Job") + of_kind(objects, "StatefulSet"):
+        for c in pod_spec(workload)["containers"]:
+            for var in env_list(c):
+                ref = var.get("valueFrom", {}).get("secretKeyRef") or {}
+                admin = ref.get("key") == "RABBITMQ_PASSWORD" or (admin_secret and ref.get("name") == admin_secret)
+                if admin:
+                    assert component_of(workload) in ("broker-users", "rabbitmq"), \
+                        f"{workload['metadata']['name']} sees the broker administrator ({var['name']})"
+
+
+def test_the_broker_users_job_runs_ticketing_broker_users_for_every_component(scenario):
+    from services.common.broker_users import COMPONENTS
+
+    _, values, objects = scenario
+    merged = deep_merge(load_values("values.yaml"), values)
+    mq = merged["rabbitmq"]
+    users = mq["perComponentUsers"]
+    job = broker_users_job(objects)
+    if not (users["enabled"] and users["job"]["enabled"]):
+        assert job is None
+        return
+    assert set(BROKER_COMPONENTS) == set(COMPONENTS)
+    c = container(job)
+    assert c["args"] == ["broker-users"]
+    env = {v["name"]: v for v in env_list(c)}
+    assert set(env) == {"RABBITMQ_MANAGEMENT_URL", "RABBITMQ_VHOST", "RABBITMQ_WAIT_SECONDS", "RABBITMQ_ADMIN_USER",
+                        "RABBITMQ_ADMIN_PASSWORD", *(f"{c.upper()}_AMQP_{what}" for c in COMPONENTS
+                                                     for what in ("USER", "PASSWORD"))}
+    if mq["inCluster"]["enabled"]:
+        assert env["RABBITMQ_MANAGEMENT_URL"]["value"] == "http://shop-ticketing-rabbitmq:15672"
+        assert env["RABBITMQ_ADMIN_USER"]["value"] == mq["inCluster"]["username"]
+        assert env["RABBITMQ_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "shop-ticketing",
+                                                                             "key": "RABBITMQ_PASSWORD"}
+        assert env["RABBITMQ_VHOST"]["value"] == "/"
+    else:
+        assert env["RABBITMQ_MANAGEMENT_URL"]["value"] == mq["external"]["managementUrl"]
+        for name in ("RABBITMQ_ADMIN_USER", "RABBITMQ_ADMIN_PASSWORD"):
+            assert env[name]["valueFrom"]["secretKeyRef"] == {"name": mq["external"]["adminExistingSecret"], "key": name}
+        assert env["RABBITMQ_VHOST"]["value"] == mq["external"]["vhost"]
+    # the Job makes the very users, with the very passwords, the pods connect with
+    secrets = by_name(objects, "Secret")
+    for d in of_kind(objects, "Deployment"):
+        component = component_of(d)
+        if component not in BROKER_COMPONENTS:
+            continue
+        key = f"{component.upper()}_AMQP_PASSWORD"
+        pod_env = {v["name"]: v for v in env_list(container(d))}
+        assert pod_env["AMQP_URI"]["value"].split("://", 1)[1].startswith(env[f"{component.upper()}_AMQP_USER"]["value"] + ":")
+        job_ref = env[key]["valueFrom"]["secretKeyRef"]
+        pod_ref = pod_env[key]["valueFrom"]["secretKeyRef"]
+        assert job_ref["key"] == pod_ref["key"] == key
+        if users["existingSecret"]:
+            assert job_ref["name"] == pod_ref["name"] == users["existingSecret"]
+        else:
+            assert secrets[job_ref["name"]]["data"][key] == secrets[pod_ref["name"]]["data"][key]
+            assert len(base64.b64decode(secrets[pod_ref["name"]]["data"][key])) >= 16
+
+
+def test_the_broker_users_job_runs_when_the_broker_exists_and_before_the_pods_need_it(scenario):
+    _, values, objects = scenario
+    merged = deep_merge(load_values("values.yaml"), values)
+    job = broker_users_job(objects)
+    if job is None:
+        return
+    annotations = job["metadata"]["annotations"]
+    if merged["rabbitmq"]["inCluster"]["enabled"]:
+        # the in-chart broker is one of the release's objects: it exists only after install
+        assert annotations["helm.sh/hook"] == "post-install,pre-upgrade"
+    else:
+        assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert "hook-succeeded" in annotations["helm.sh/hook-delete-policy"]
+    assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
+    hook_secrets = [s for s in of_kind(objects, "Secret") if component_of(s) == "broker-users"]
+    for secret in hook_secrets:
+        assert secret["metadata"]["annotations"]["helm.sh/hook"] == annotations["helm.sh/hook"]
+        assert int(secret["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(annotations["helm.sh/hook-weight"])
+    migrate = [j for j in of_kind(objects, "Job") if component_of(j) == "migrate"]
+    for m in migrate:
+        assert int(annotations["helm.sh/hook-weight"]) < int(m["metadata"]["annotations"]["helm.sh/hook-weight"])
+
+
+def test_the_in_chart_broker_serves_the_management_api_the_job_calls():
+    objects = manifests({"rabbitmq": {"inCluster": {"image": "rabbitmq:3"}}})  # even an image without it enabled
+    (sts,) = [s for s in of_kind(objects, "StatefulSet") if component_of(s) == "rabbitmq"]
+    c = container(sts)
+    env = {v["name"]: v.get("value") for v in env_list(c)}
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    (volume,) = [v for v in pod_spec(sts)["volumes"] if v["name"] == "plugins"]
+    plugins = by_name(objects, "ConfigMap")[volume["configMap"]["name"]]["data"]["enabled_plugins"]
+    assert env["RABBITMQ_ENABLED_PLUGINS_FILE"] == f"{mounts['plugins']}/enabled_plugins"
+    assert re.fullmatch(r"\[[a-z_,]+\]\.\n?", plugins) and "rabbitmq_management" in plugins
+    assert 15672 in {p["containerPort"] for p in c["ports"]}
+    service = by_name(objects, "Service")["shop-ticketing-rabbitmq"]
+    assert {"name": "management", "port": 15672, "targetPort": "management"} in service["spec"]["ports"]
+
+
+def test_with_the_toggle_off_every_component_shares_the_one_broker_user():
+    objects = manifests(SCENARIOS["broker-users-disabled"])
+    assert broker_users_job(objects) is None
+    assert not any(k.endswith("_AMQP_PASSWORD") for s in of_kind(objects, "Secret") for k in s.get("data", {}))
+    for d in of_kind(objects, "Deployment"):
+        if component_of(d) in BROKER_COMPONENTS:
+            env = {v["name"]: v for v in env_list(container(d))}
+            assert env["AMQP_URI"]["value"] == "amqp://ticketing:$(RABBITMQ_PASSWORD)@shop-ticketing-rabbitmq:5672/"
+    objects = manifests(SCENARIOS["rabbitmq-external-secret"])
+    for d in of_kind(objects, "Deployment"):
+        if component_of(d) in BROKER_COMPONENTS:
+            assert secret_env(objects, component_of(d))["AMQP_URI"] == {"name": "mq", "key": "AMQP_URI"}
+
+
+def test_broker_passwords_from_values_reach_the_job_and_the_pods():
+    objects = manifests(SCENARIOS["broker-users-from-values"])
+    secrets = by_name(objects, "Secret")
+    for name in ("shop-ticketing", "shop-ticketing-broker-users"):
+        assert base64.b64decode(secrets[name]["data"]["ORDERS_AMQP_PASSWORD"]) == b"orders-pw-0123456789abcdef"
 
 
 # ------------------------------------------------- values toggles, scale
@@ -617,9 +853,12 @@ def test_notes_say_how_to_reach_the_app():
 @pytest.mark.parametrize(
     "values",
     [{"orders": {"replica": 3}}, {"orders": {"replicas": "three"}}, {"config": {"environment": "prod"}}, {"gatway": {"enabled": False}},
-     {"config": {"queueType": "lazy"}}, {"podAntiAffinity": "always"}],
+     {"config": {"queueType": "lazy"}}, {"podAntiAffinity": "always"},
+     {"rabbitmq": {"external": {"addresses": "amqps://u:p@rabbit.example.com:5671"}}},
+     {"rabbitmq": {"perComponentUsers": {"passwords": {"auth": "p@ss/word"}}}},
+     {"rabbitmq": {"perComponentUsers": {"passwords": {"frontend": "abc"}}}}],
     ids=["typo-in-a-component", "wrong-type", "unknown-environment", "unknown-component", "unknown-queue-type",
-         "unknown-anti-affinity"],
+         "unknown-anti-affinity", "credentials-in-broker-addresses", "password-not-url-safe", "frontend-broker-user"],
 )
 def test_values_schema_rejects_mistakes(values):
     import helm_python

@@ -90,3 +90,115 @@ def _try(call):
         return call()
     except NotFound:  # not replicated yet
         return None
+
+
+# ------------------------------------------------ `ticketing broker-users` (compose's one-shot, the chart's Job)
+
+@pytest.fixture
+def command_env(monkeypatch, rabbit_admin):
+    """What compose and the chart give the command: namespaced users on a vhost that does not exist yet."""
+    from tests.support.rabbit import AUTH
+
+    vhost_name = f"ticketing-test-{RUN_ID}-{uuid.uuid4().hex[:8]}"
+    users = {c: f"ticketing-test-{RUN_ID}-{c}-{uuid.uuid4().hex[:6]}" for c in broker_users.COMPONENTS}
+    monkeypatch.setenv("RABBITMQ_MANAGEMENT_URL", MANAGEMENT_URL)
+    monkeypatch.setenv("RABBITMQ_ADMIN_USER", AUTH[0])
+    monkeypatch.setenv("RABBITMQ_ADMIN_PASSWORD", AUTH[1])
+    monkeypatch.setenv("RABBITMQ_VHOST", vhost_name)
+    for component, user in users.items():
+        monkeypatch.setenv(f"{component.upper()}_AMQP_USER", user)
+        monkeypatch.setenv(f"{component.upper()}_AMQP_PASSWORD", uuid.uuid4().hex)
+    yield vhost_name, users
+    for user in users.values():
+        rabbit_admin.http.delete(f"{MANAGEMENT_URL}/api/users/{quote(user, safe='')}", timeout=10)
+    rabbit_admin.delete_vhost(vhost_name)
+
+
+def test_the_command_creates_the_vhost_and_each_component_s_user_again_and_again(command_env, rabbit_admin):
+    from ticketing.cli import main
+
+    vhost_name, users = command_env
+    for _ in range(2):  # an upgrade runs it again over the same users
+        main(["broker-users"])
+        for component, user in users.items():
+            rules = broker_users.permissions(component)
+            (granted,) = rabbit_admin.http.get(f"{MANAGEMENT_URL}/api/users/{quote(user, safe='')}/permissions",
+                                               timeout=10).json()
+            assert granted["vhost"] == vhost_name
+            assert {k: granted[k] for k in ("configure", "write", "read")} == \
+                {k: rules[k] for k in ("configure", "write", "read")}, component
+            topics = rabbit_admin.http.get(f"{MANAGEMENT_URL}/api/users/{quote(user, safe='')}/topic-permissions",
+                                           timeout=10).json()
+            assert [{k: t[k] for k in ("exchange", "write", "read")} for t in topics] == [rules["topic"]], component
+
+
+def test_the_command_says_why_it_cannot_reach_the_management_api(command_env, monkeypatch):
+    import time
+
+    from tests.conftest import free_port
+    from ticketing.cli import main
+
+    monkeypatch.setenv("RABBITMQ_ADMIN_PASSWORD", "not-the-password")
+    with pytest.raises(SystemExit, match="refused RABBITMQ_ADMIN_USER/PASSWORD"):
+        main(["broker-users"])
+    monkeypatch.setenv("RABBITMQ_MANAGEMENT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("RABBITMQ_WAIT_SECONDS", "1")
+    started = time.monotonic()
+    with pytest.raises(SystemExit, match="does not answer"):
+        main(["broker-users"])
+    assert time.monotonic() - started < 10
+
+
+def test_the_chart_s_job_makes_the_very_users_its_pods_connect_as(rabbit_admin, monkeypatch):
+    """The chart rendered for an external broker (this one): run its Job's command with the Job's
+    environment, then connect with each pod's AMQP_URI as Kubernetes would expand it."""
+    import base64
+    import re
+
+    from kombu import Connection
+
+    from tests.deploy.support import component_of, manifests, of_kind, pod_spec
+    from tests.support.rabbit import AUTH
+    from ticketing.cli import main
+
+    overview = rabbit_admin.http.get(f"{MANAGEMENT_URL}/api/overview", timeout=10).json()
+    amqp_port = next(listener["port"] for listener in overview["listeners"] if listener["protocol"] == "amqp")
+    vhost_name = f"ticketing-test-{RUN_ID}-{uuid.uuid4().hex[:8]}"
+    prefix = f"ticketing-test-{RUN_ID}-{uuid.uuid4().hex[:4]}-"
+    objects = manifests({"rabbitmq": {
+        "perComponentUsers": {"usernamePrefix": prefix},
+        "inCluster": {"enabled": False},
+        "external": {"addresses": f"amqp://127.0.0.1:{amqp_port}", "vhost": vhost_name, "managementUrl": MANAGEMENT_URL,
+                     "adminExistingSecret": "mq-admin"}}})
+    secrets = {s["metadata"]["name"]: {k: base64.b64decode(v).decode() for k, v in s["data"].items()}
+               for s in of_kind(objects, "Secret")}
+    secrets["mq-admin"] = {"RABBITMQ_ADMIN_USER": AUTH[0], "RABBITMQ_ADMIN_PASSWORD": AUTH[1]}
+
+    def environment(workload) -> dict[str, str]:
+        resolved = {}
+        for var in pod_spec(workload)["containers"][0].get("env", []):
+            ref = var.get("valueFrom", {}).get("secretKeyRef")
+            value = secrets[ref["name"]][ref["key"]] if ref else var["value"]
+            resolved[var["name"]] = re.sub(r"\$\(([A-Z0-9_]+)\)", lambda m: resolved[m.group(1)], value)
+        return resolved
+
+    (job,) = [j for j in of_kind(objects, "Job") if component_of(j) == "broker-users"]
+    assert pod_spec(job)["containers"][0]["args"] == ["broker-users"]
+    try:
+        for name, value in environment(job).items():
+            monkeypatch.setenv(name, value)
+        main(["broker-users"])
+        connected = set()
+        for deployment in of_kind(objects, "Deployment"):
+            env = environment(deployment)
+            if "AMQP_URI" not in env:
+                continue
+            with Connection(env["AMQP_URI"], connect_timeout=5) as connection:
+                connection.connect()
+                assert connection.connected
+            connected.add(component_of(deployment))
+        assert connected == set(broker_users.COMPONENTS)
+    finally:
+        for component in broker_users.COMPONENTS:
+            rabbit_admin.http.delete(f"{MANAGEMENT_URL}/api/users/{quote(prefix + component, safe='')}", timeout=10)
+        rabbit_admin.delete_vhost(vhost_name)

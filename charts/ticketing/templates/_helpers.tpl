@@ -66,15 +66,18 @@ app.kubernetes.io/component: {{ .component }}
 What the chart knows about each component. Every one runs `ticketing run <name>`
 and listens on 8000: nameko services serve /healthz (liveness: the process
 answers) and /readyz (readiness: broker and database reachable); the gateway
-/api/healthz and /api/readyz; the frontend /healthz. */}}
+/api/healthz and /api/readyz; the frontend /healthz. `broker`: it talks to
+RabbitMQ (the frontend only calls the gateway over HTTP). */}}
 {{- define "ticketing.components" -}}
 auth:
   kind: service
+  broker: true
   liveness: /healthz
   readiness: /readyz
   databases: [auth]
 confirmation:
   kind: service
+  broker: true
   liveness: /healthz
   readiness: /readyz
   databases: [confirmation]
@@ -82,6 +85,7 @@ confirmation:
   mailOutbox: true
 expiration:
   kind: service
+  broker: true
   liveness: /healthz
   readiness: /readyz
   databases: []
@@ -92,22 +96,26 @@ frontend:
   databases: []
 gateway:
   kind: web
+  broker: true
   liveness: /api/healthz
   readiness: /api/readyz
   databases: []
 orders:
   kind: service
+  broker: true
   liveness: /healthz
   readiness: /readyz
   databases: [orders]
 payments:
   kind: service
+  broker: true
   liveness: /healthz
   readiness: /readyz
   databases: [payments]
   stripe: true
 tickets:
   kind: service
+  broker: true
   liveness: /healthz
   readiness: /readyz
   databases: [tickets]
@@ -127,6 +135,95 @@ tickets:
 {{- end }}
 {{- end }}
 {{- toYaml $out }}
+{{- end }}
+
+{{/* ---------- the broker's users ---------- */}}
+
+{{/* The components with a broker user of their own (services/common/broker_users.COMPONENTS). */}}
+{{- define "ticketing.brokerComponents" -}}
+[auth, tickets, orders, expiration, payments, confirmation, gateway]
+{{- end }}
+
+{{/* A component's broker user name. (dict "root" $ "component" "orders") */}}
+{{- define "ticketing.brokerUser" -}}
+{{- printf "%s%s" .root.Values.rabbitmq.perComponentUsers.usernamePrefix .component }}
+{{- end }}
+
+{{/*
+The components' broker passwords the chart holds, as YAML {<COMPONENT>_AMQP_PASSWORD: base64}
+(empty with perComponentUsers.existingSecret): from values, else the live Secret's (upgrades),
+else generated (for the in-chart broker, like its administrator's, or with secrets.generate). Computed once per render and kept on the root context, so the release's
+Secret and the Job's hook Secret carry the same generated passwords.
+*/}}
+{{- define "ticketing.brokerPasswords" -}}
+{{- if not (hasKey . "ticketingBrokerPasswords") }}
+{{- $out := dict }}
+{{- $u := .Values.rabbitmq.perComponentUsers }}
+{{- if and $u.enabled (not $u.existingSecret) }}
+{{- $live := lookup "v1" "Secret" .Release.Namespace (include "ticketing.fullname" .) | default dict }}
+{{- $liveData := get $live "data" | default dict }}
+{{- range $c := (include "ticketing.brokerComponents" . | fromYamlArray) }}
+{{- $key := printf "%s_AMQP_PASSWORD" (upper $c) }}
+{{- $given := get ($u.passwords | default dict) $c }}
+{{- if $given }}
+{{- $_ := set $out $key ($given | toString | b64enc) }}
+{{- else if get $liveData $key }}
+{{- $_ := set $out $key (get $liveData $key) }}
+{{- else if or $.Values.secrets.generate $.Values.rabbitmq.inCluster.enabled }}
+{{- $_ := set $out $key (randAlphaNum 32 | b64enc) }}
+{{- else }}
+{{- fail (printf "rabbitmq.perComponentUsers: %s's broker password is required: set rabbitmq.perComponentUsers.existingSecret to a Secret you created with the keys %s (or rabbitmq.perComponentUsers.passwords.%s), or disable rabbitmq.perComponentUsers" $c (include "ticketing.brokerPasswordKeys" $) $c) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $_ := set . "ticketingBrokerPasswords" $out }}
+{{- end }}
+{{- toYaml (get . "ticketingBrokerPasswords") }}
+{{- end }}
+
+{{- define "ticketing.brokerPasswordKeys" -}}
+{{- $keys := list }}
+{{- range $c := (include "ticketing.brokerComponents" . | fromYamlArray) }}
+{{- $keys = append $keys (printf "%s_AMQP_PASSWORD" (upper $c)) }}
+{{- end }}
+{{- join ", " $keys }}
+{{- end }}
+
+{{/* The Secret holding a component's broker password (pods: the release's; the Job: its hook Secret).
+(dict "root" $ "chartSecret" name) */}}
+{{- define "ticketing.brokerPasswordSecret" -}}
+{{- .root.Values.rabbitmq.perComponentUsers.existingSecret | default .chartSecret }}
+{{- end }}
+
+{{/* Where the components connect, without credentials: a list of scheme://host:port. */}}
+{{- define "ticketing.brokerAddresses" -}}
+{{- $r := .Values.rabbitmq }}
+{{- if $r.inCluster.enabled }}
+{{- toYaml (list (printf "amqp://%s-rabbitmq:5672" (include "ticketing.fullname" .))) }}
+{{- else }}
+{{- if not $r.external.addresses }}
+{{- fail "rabbitmq.external.addresses: set where the components connect (amqps://host:5671, several separated by ';'), needed with rabbitmq.perComponentUsers; or disable rabbitmq.perComponentUsers and give one AMQP_URI (rabbitmq.external.existingSecret or uri)" }}
+{{- end }}
+{{- toYaml (splitList ";" (nospace $r.external.addresses)) }}
+{{- end }}
+{{- end }}
+
+{{- define "ticketing.brokerVhost" -}}
+{{- ternary "/" (.Values.rabbitmq.external.vhost | default "/") .Values.rabbitmq.inCluster.enabled }}
+{{- end }}
+
+{{/* A component's AMQP_URI with its own user; the password is expanded by Kubernetes from
+$(<COMPONENT>_AMQP_PASSWORD). (dict "root" $ "component" "orders") */}}
+{{- define "ticketing.brokerUri" -}}
+{{- $vhost := include "ticketing.brokerVhost" .root }}
+{{- $path := ternary "/" (printf "/%s" ($vhost | urlquery)) (eq $vhost "/") }}
+{{- $cred := printf "%s:$(%s_AMQP_PASSWORD)@" (include "ticketing.brokerUser" .) (upper .component) }}
+{{- $uris := list }}
+{{- range $address := (include "ticketing.brokerAddresses" .root | fromYamlArray) }}
+{{- $parts := splitn "://" 2 $address }}
+{{- $uris = append $uris (printf "%s://%s%s%s" $parts._0 $cred $parts._1 $path) }}
+{{- end }}
+{{- join ";" $uris }}
 {{- end }}
 
 {{/* ---------- configuration ---------- */}}
@@ -226,8 +323,11 @@ they stay the same.
 {{- end }}
 {{- if .Values.rabbitmq.inCluster.enabled }}
 RABBITMQ_PASSWORD: {{ .Values.rabbitmq.inCluster.password | default (get $liveData "RABBITMQ_PASSWORD" | b64dec) | default (randAlphaNum 32) | b64enc | quote }}
-{{- else if and (not .Values.rabbitmq.external.existingSecret) .Values.rabbitmq.external.uri }}
+{{- else if and (not .Values.rabbitmq.perComponentUsers.enabled) (not .Values.rabbitmq.external.existingSecret) .Values.rabbitmq.external.uri }}
 AMQP_URI: {{ .Values.rabbitmq.external.uri | b64enc | quote }}
+{{- end }}
+{{- range $key, $value := (include "ticketing.brokerPasswords" . | fromYaml) }}
+{{ $key }}: {{ $value | quote }}
 {{- end }}
 {{- if .Values.postgresql.inCluster.enabled }}
 POSTGRES_PASSWORD: {{ .Values.postgresql.inCluster.password | default (get $liveData "POSTGRES_PASSWORD" | b64dec) | default (randAlphaNum 32) | b64enc | quote }}
@@ -246,6 +346,7 @@ POSTGRES_PASSWORD: {{ .Values.postgresql.inCluster.password | default (get $live
 
 {{/* ---------- a container's environment ----------
 (dict "root" $ "spec" <component spec> "component" name "chartSecret" name "amqp" bool)
+amqp: the component talks to the broker (its own user with perComponentUsers, else the one shared user).
 Connection URLs are set per container (not in the ConfigMap) so each service
 sees only its own database and passwords come from Secrets: Kubernetes expands
 $(VAR) from the variables listed before it. */}}
@@ -254,7 +355,16 @@ $(VAR) from the variables listed before it. */}}
 {{- $v := $root.Values }}
 {{- $fullname := include "ticketing.fullname" $root }}
 {{- $chartSecret := .chartSecret }}
-{{- if .amqp }}
+{{- if and .amqp $v.rabbitmq.perComponentUsers.enabled }}
+{{- /* its own broker user: only its own password */}}
+- name: {{ upper .component }}_AMQP_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "ticketing.brokerPasswordSecret" (dict "root" $root "chartSecret" $chartSecret) }}
+      key: {{ upper .component }}_AMQP_PASSWORD
+- name: AMQP_URI
+  value: {{ include "ticketing.brokerUri" (dict "root" $root "component" .component) | quote }}
+{{- else if .amqp }}
 {{- if $v.rabbitmq.inCluster.enabled }}
 - name: RABBITMQ_PASSWORD
   valueFrom:
