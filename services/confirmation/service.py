@@ -14,16 +14,15 @@ from .mailers import MailService, setting
 from .models import Base, OutboxMessage, ProcessedEvent
 
 
-#: a mail provider refusing a message 8 times (~2 min) is not coming back by itself: park, keep it listed
-DEFAULT_MAIL_ATTEMPTS = 8
-
-
 class MailRetries(EventHandler):
-    """The common retrying handler, its number of tries from ``MAIL_MAX_ATTEMPTS`` (default 8: ~2 min)."""
+    """The common retrying handler. A mail provider that is down is an infrastructure failure like
+    any other: the email is retried with back-off for ``HANDLER_RETRY_FOR_SECONDS`` (hours) before it
+    is parked. ``MAIL_MAX_ATTEMPTS`` bounds the number of tries instead (e.g. to park sooner)."""
 
     def setup(self):
         super().setup()
-        self.max_attempts = int(setting(self.container.config, "MAIL_MAX_ATTEMPTS", DEFAULT_MAIL_ATTEMPTS))
+        raw = setting(self.container.config, "MAIL_MAX_ATTEMPTS", None)
+        self.max_attempts = int(raw) if raw not in (None, "") else None
 
 
 class ConfirmationService(HealthMixin, ParkedMessagesMixin):

@@ -18,3 +18,21 @@ def test_sent_and_failed_emails_are_counted(service, mailer):
         service.on_order_completed(completed())
     service.on_order_completed(completed())
     assert (count("sent"), count("failed")) == (sent + 1, failed + 1)
+
+
+def test_an_email_is_retried_like_any_event_unless_its_tries_are_bounded(monkeypatch):
+    """A mail provider that is down is an outage: retried for HANDLER_RETRY_FOR_SECONDS, not parked after N tries."""
+    from types import SimpleNamespace
+
+    from services.common.handlers import EventHandler
+    from services.confirmation.service import MailRetries
+
+    monkeypatch.setattr(EventHandler, "setup", lambda self: None)
+    monkeypatch.delenv("MAIL_MAX_ATTEMPTS", raising=False)
+    handler = MailRetries("orders", "order:completed")
+    handler.container = SimpleNamespace(config={})
+    handler.setup()
+    assert handler.max_attempts is None
+    handler.container = SimpleNamespace(config={"MAIL_MAX_ATTEMPTS": "3"})
+    handler.setup()
+    assert handler.max_attempts == 3
