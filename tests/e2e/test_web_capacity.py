@@ -57,10 +57,12 @@ def test_the_web_process_survives_2000_connections(app):
     assert result["statuses"].get("201") == 1, result
     busy = [o for o in outcomes if o.status == 503]
     for outcome in busy:
-        assert outcome.headers.get("retry-after") == "1"
+        assert int(outcome.headers["retry-after"]) >= 1  # the web tier's own 503 says 1, a service's says more
         assert outcome.headers["content-type"].startswith("application/json")
         assert "message" in requests.models.complexjson.loads(outcome.body)["errors"][0]
     assert kept == IDLE, f"only {kept} of the idle keep-alive connections were still answered"
     assert sorted(app.component_pids("web")) == web_pids, "the web process restarted"
     assert "web exited" not in app.log()
-    assert requests.get(f"{app.url}/api/tickets/{ticket['id']}", timeout=5).status_code == 200
+    # once the rush has drained (the services answer what was admitted), the site serves again
+    wait_for(lambda: requests.get(f"{app.url}/api/tickets/{ticket['id']}", timeout=5).status_code == 200,
+             timeout=15, what="the site serving again after the rush")
