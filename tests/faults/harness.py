@@ -125,7 +125,9 @@ class Cluster:
                if not k.endswith("_DATABASE_URL") and k not in live.OUTSIDE_SERVICES}
         env.update({
             "AMQP_URI": f"amqp://guest:guest@127.0.0.1:{self.link.port}/{quote(self.vhost, safe='')}",
-            "JWT_KEY": "faults-jwt-" + uuid.uuid4().hex, "PYTHONUNBUFFERED": "1", "HEALTH_HOST": "127.0.0.1",
+            # the suite's key pair (tests/conftest.py): auth signs with it, the gateways verify
+            "JWT_PRIVATE_KEY": os.environ["JWT_PRIVATE_KEY"], "JWT_PUBLIC_KEY": os.environ["JWT_PUBLIC_KEY"],
+            "PYTHONUNBUFFERED": "1", "HEALTH_HOST": "127.0.0.1",
             "VAR_DIR": str(workdir / "var"), "MAIL_OUTBOX_DIR": str(workdir / "mail"),
             "STRIPE_KEY": "sk_test_faults", "STRIPE_API_BASE": stripe_url, "LOG_LEVEL": "INFO",
             **{f"{name.upper()}_DATABASE_URL": url for name, url in self.database_urls.items()},

@@ -37,6 +37,8 @@ SETTINGS = {
     "OUTBOX_RELAY_INTERVAL": 0.5, "HANDLER_RETRY_MAX_DELAY_SECONDS": 2,
     # ten database processes share the machine's PostgreSQL (100 connections) with everyone else
     "MAX_WORKERS": 4, "DB_POOL_SIZE": 2, "DB_MAX_OVERFLOW": 3,
+    # every simulated buyer and seller comes from this one address
+    "AUTH_MAX_SIGNUPS_PER_CLIENT": 10000, "AUTH_MAX_FAILURES_PER_CLIENT": 10000,
 }
 
 
