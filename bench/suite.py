@@ -59,6 +59,7 @@ from tests.e2e.orders_support import EventTap, vhost_of  # noqa: E402
 from tests.support.live import LiveApp  # noqa: E402
 from tests.support.postgres import PostgresAdmin  # noqa: E402
 from tests.support.rabbit import RabbitAdmin  # noqa: E402
+from tests.support.waiting import wait_for  # noqa: E402
 from ticketing.web import raise_fd_limit  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
@@ -128,7 +129,7 @@ class Bench:
                                        stdout=(self.workdir / f"floor-{role}.log").open("w"), stderr=subprocess.STDOUT)
             self.floor_processes.append(process)
             self.sampler.watch(process.pid)
-        self._wait(lambda: self._status(f"{self.floor_url}/floor") == 200, 60, "the floor route")
+        wait_for(lambda: self._status(f"{self.floor_url}/floor") == 200, timeout=60, what="the floor route")
 
     def stop(self) -> None:
         for process in self.floor_processes:
@@ -148,16 +149,6 @@ class Bench:
             return requests.get(url, timeout=5, **kwargs).status_code
         except requests.RequestException:
             return None
-
-    @staticmethod
-    def _wait(predicate, timeout: float, what: str, interval: float = 0.05):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(interval)
-        raise RuntimeError(f"{what}: not within {timeout}s")
 
     # ------------------------------------------------------------------ users and tickets
     def signup(self, label: str) -> str:
@@ -196,7 +187,8 @@ class Bench:
                     path="/api/tickets", token=self.seller, body=TICKET_BODY, ids_out=out)
             ids += out.read_text().split()
         for ticket_id in ids[-3:]:
-            self._wait(lambda t=ticket_id: self.orderable(t), 60, f"ticket {ticket_id} orderable", 0.2)
+            wait_for(lambda t=ticket_id: self.orderable(t), timeout=60, what=f"ticket {ticket_id} orderable",
+                     interval=0.2)
         return ids[:n]
 
     # ------------------------------------------------------------------ drain
@@ -269,7 +261,8 @@ class Bench:
 
         fresh = out.read_text().split()
         for ticket_id in fresh[-3:]:
-            self._wait(lambda t=ticket_id: self.orderable(t), 60, "the created tickets orderable", 0.2)
+            wait_for(lambda t=ticket_id: self.orderable(t), timeout=60, what="the created tickets orderable",
+                     interval=0.2)
         if len(fresh) < s.order_tickets:
             fresh += self.tickets(s.order_tickets - len(fresh))
         ids = self.workdir / "order-tickets.txt"
@@ -324,9 +317,9 @@ class Bench:
             thread.join()
         window_end = time.time()
         try:
-            self._wait(lambda: {p["id"] for _, _, p in tap.seen if p.get("id") in placed} >= set(placed), 30,
-                       "every paid order completed", 0.1)
-        except RuntimeError:
+            wait_for(lambda: {p["id"] for _, _, p in tap.seen if p.get("id") in placed} >= set(placed),
+                     timeout=30, what="every paid order completed", interval=0.1)
+        except AssertionError:  # counted below as not completed
             pass
         self.sampler.mark("purchases")
         completed = {p["id"]: at for at, _, p in tap.seen if p.get("id") in placed}
@@ -375,7 +368,7 @@ class Bench:
         samples = []
         for _ in range(self.sizes.propagation_samples):
             ticket_id, created_at = self.create_ticket()
-            self._wait(lambda: self.orderable(ticket_id), 30, "propagation", 0.01)
+            wait_for(lambda: self.orderable(ticket_id), timeout=30, what="propagation", interval=0.01)
             samples.append(time.monotonic() - created_at)
         samples.sort()
         row = {"samples": len(samples), "p50_s": round(statistics.median(samples), 3),

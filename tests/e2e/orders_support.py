@@ -1,4 +1,4 @@
-"""Helpers of the orders and expiry end-to-end tests: buyers, sellers, and a tap on the app's events."""
+"""Helpers of the end-to-end tests: users, buyers, sellers, and a tap on the app's events."""
 from __future__ import annotations
 
 import time
@@ -10,6 +10,14 @@ import requests
 from kombu import Connection, Exchange, Queue
 
 from tests.support.waiting import wait_for  # noqa: F401 (re-exported)
+
+
+def signup_as(app, email, password="secret-pass") -> requests.Session:
+    """A browser-like session signed up as ``email``."""
+    session = requests.Session()
+    response = session.post(f"{app.url}/api/users/signup", json={"email": email, "password": password})
+    assert response.status_code == 201, response.text
+    return session
 
 
 def signup(app, label="user"):

@@ -5,19 +5,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from tests.e2e.orders_support import signup_as as signup
+
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def app(app_factory):
     return app_factory()
-
-
-def signup(app, email, password="secret-pass"):
-    session = requests.Session()
-    response = session.post(f"{app.url}/api/users/signup", json={"email": email, "password": password})
-    assert response.status_code == 201, response.text
-    return session
 
 
 def assert_error(response, status, field=None, message=None):
