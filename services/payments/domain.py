@@ -227,11 +227,14 @@ class _NotRecorded(Exception):
     """The outcome could not be recorded (settled meanwhile elsewhere, or the hold not released)."""
 
 
-def _pending(session, attempt_id: str, lock: bool) -> ChargeAttempt | None:
+def _pending(session, attempt_id: str, lock: bool, wait: bool = False) -> ChargeAttempt | None:
+    """The attempt if it is pending; ``lock``: and row-locked (PostgreSQL). A replay skips an attempt
+    another worker has locked; the payer's own first send (``wait``) waits for the lock instead: a
+    concurrent payment of the same order holds it only for the moment it takes to look."""
     query = (select(ChargeAttempt).where(ChargeAttempt.id == attempt_id, ChargeAttempt.state == ChargeAttempt.PENDING)
              .execution_options(populate_existing=True))
     if lock:
-        query = query.with_for_update(skip_locked=True)
+        query = query.with_for_update(skip_locked=not wait)
     return session.scalars(query).first()
 
 
@@ -303,7 +306,7 @@ def send(store, processor: Processor, attempt_id: str, *, first_send: bool = Fal
         if store.engine.dialect.name == "postgresql":
             # The row lock is held while the request is in flight: other replicas skip this attempt.
             with store.transaction() as tx:
-                attempt = _pending(tx.session, attempt_id, lock=True)
+                attempt = _pending(tx.session, attempt_id, lock=True, wait=first_send)
                 if attempt is None:
                     return Outcome(BUSY)
                 outcome = _call(processor, attempt, attempt.description if description is None else description)

@@ -298,3 +298,31 @@ def test_an_attempt_locked_by_one_replica_is_skipped_by_another(postgres_url):
     with store.read() as session:
         assert session.get(ChargeAttempt, attempt.id).state == "succeeded"
     assert [name for name, _ in store.published] == [events.PAYMENT_CREATED]
+
+
+def test_the_payers_first_send_waits_for_a_look_by_a_concurrent_payment(postgres_url):
+    """PostgreSQL: another payment of the same order row-locks the attempt for a moment (open_attempt
+    reads it FOR UPDATE); the payer's own first send waits for that instead of answering "unconfirmed"."""
+    from sqlalchemy import select
+
+    from services.payments import domain
+    from services.payments.models import ChargeAttempt
+    from services.payments.processors import SandboxProcessor
+    from tests.support.unit_store import unit_store
+
+    store = unit_store("payments", postgres_url)
+    order = {"id": "d" * 32, "amountCents": 700, "ticket": {"title": "Opera", "price": "7"}}
+    with store.transaction() as tx:
+        attempt = domain.open_attempt(tx, order["id"], "tok_visa")
+    with store.transaction() as tx:
+        assert domain._start(tx, attempt.id, order)
+
+    concurrent_payment = store.engine.connect()
+    transaction = concurrent_payment.begin()
+    concurrent_payment.execute(select(ChargeAttempt.id).where(ChargeAttempt.id == attempt.id).with_for_update())
+    sending = eventlet.spawn(domain.send, store, SandboxProcessor(), attempt.id, first_send=True)
+    eventlet.sleep(0.3)
+    transaction.rollback()
+    concurrent_payment.close()
+    outcome = sending.wait()
+    assert (outcome.kind, outcome.recorded) == (domain.PAID, True)
