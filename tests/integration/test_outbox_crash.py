@@ -43,7 +43,8 @@ def test_event_survives_a_crash_between_commit_and_publish(vhost, postgres_url, 
     log = tmp_path / "tickets.log"
 
     doomed = start_component("tickets", {**env, "TICKETING_CRASH_AFTER_COMMIT": events.TICKET_CREATED}, log)
-    wait_healthy(f"http://127.0.0.1:{port}/healthz", doomed, log)
+    # readiness, not liveness: /readyz answers 200 once the RPC consumer is up (its queue bound)
+    wait_healthy(f"http://127.0.0.1:{port}/readyz", doomed, log)
     with ServiceRpcProxy("tickets", {"AMQP_URI": vhost}, timeout=30) as rpc:
         reply = rpc.create_user_ticket.call_async("a" * 32, "Show", "10.00", "request-1")
         assert doomed.wait(timeout=20) == 70, log.read_text()[-2000:]
