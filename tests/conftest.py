@@ -116,3 +116,23 @@ def app_factory(rabbit_admin, postgres_admin, tmp_path_factory):
     yield start
     for app in apps.values():
         app.stop()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    item.app_log_offsets = {id(app): app.log_size() for app in live.RUNNING}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test shows the warnings and errors every running app logged while it ran
+    (in CI the apps' logs are gone with the run)."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    offsets = getattr(item, "app_log_offsets", {})
+    for app in live.RUNNING:
+        lines = app.warnings_since(offsets.get(id(app), 0))
+        if lines:
+            report.sections.append((f"warnings of the app at {app.url} during the test", "\n".join(lines)))

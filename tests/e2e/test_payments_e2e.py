@@ -131,8 +131,8 @@ def test_eight_concurrent_payments_of_one_order_charge_once(stripe_app, fake_str
         tab = requests.Session()
         tab.cookies.update(buyer.cookies)
         tabs.append(tab)
-    statuses = list(eventlet.GreenPool(8).imap(lambda tab: pay(stripe_app, tab, placed["id"]).status_code, tabs))
-    assert sorted(statuses) == [201] + [409] * 7, statuses
+    answers = list(eventlet.GreenPool(8).imap(lambda tab: pay(stripe_app, tab, placed["id"]), tabs))
+    assert sorted(a.status_code for a in answers) == [201] + [409] * 7, [(a.status_code, a.text) for a in answers]
     charge, = fake_stripe.charges_for(placed["id"])
     assert (charge["amount"], charge["currency"]) == (12000, "usd")
     wait_for(lambda: status(stripe_app, buyer, placed["id"]) == "complete")

@@ -17,6 +17,8 @@ START_TIMEOUT = 90
 OUTSIDE_SERVICES = ("STRIPE_KEY", "STRIPE_PUBLISHABLE_KEY", "SENDGRID_API_KEY", "TICKETING_ENV",
                     # `ticketing up` makes its own keys per run, as it does for a developer
                     "JWT_PRIVATE_KEY", "JWT_PUBLIC_KEY", "SECRET_KEY")
+#: the apps running now, so that a failing test can show what they logged while it ran
+RUNNING: list["LiveApp"] = []
 
 
 class LiveApp:
@@ -63,6 +65,7 @@ class LiveApp:
             stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         app = cls(process, f"http://127.0.0.1:{port}", log_path, full_env, vhost, rabbit_admin)
+        RUNNING.append(app)
         try:
             app.wait_ready(start_timeout)
         except Exception:
@@ -72,6 +75,28 @@ class LiveApp:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def warnings_since(self, offset: int, limit: int = 60) -> list[str]:
+        """The last ``limit`` WARNING/ERROR lines logged after byte ``offset`` (and what follows them:
+        tracebacks are indented)."""
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            lines = log.read().decode(errors="replace").splitlines()
+        kept, keeping = [], False
+        for line in lines:
+            if " WARNING " in line or " ERROR " in line or " CRITICAL " in line:
+                keeping = True
+            elif " INFO " in line or " DEBUG " in line:
+                keeping = False
+            if keeping:
+                kept.append(line)
+        return kept[-limit:]
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
@@ -121,6 +146,8 @@ class LiveApp:
             os.kill(pid, sig)
 
     def stop(self) -> None:
+        if self in RUNNING:
+            RUNNING.remove(self)
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
