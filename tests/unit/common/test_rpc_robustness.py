@@ -75,3 +75,29 @@ def test_every_service_answers_rpcs_with_the_deadline_aware_entrypoint():
                 for entrypoint in getattr(attribute, "nameko_entrypoints", ()):
                     if isinstance(entrypoint, NamekoRpc):
                         assert type(entrypoint) is Rpc, f"{name}.{attribute.__name__}"
+
+
+def test_rpc_replies_are_sent_without_waiting_for_a_broker_confirm(monkeypatch):
+    """A reply goes to its caller's exclusive queue: a publisher confirm per reply buys nothing."""
+    from unittest import mock
+
+    from services.common import rpc
+
+    published = []
+
+    class Recording:
+        def __init__(self, amqp_uri, use_confirms=None, **kwargs):
+            self.use_confirms = use_confirms
+
+        def publish(self, payload, **kwargs):
+            published.append((self.use_confirms, payload, kwargs["routing_key"]))
+
+    monkeypatch.setattr(rpc, "Publisher", Recording)
+    consumer = rpc.RpcConsumer()
+    consumer.container = mock.Mock(config={"AMQP_URI": "memory://"})
+    consumer.queue_consumer = mock.Mock()
+    message = mock.Mock(properties={"content_type": "application/json", "reply_to": "rpc.reply-1",
+                                    "correlation_id": "c1"})
+    assert consumer.handle_result(message, {"ok": True}, None) == ({"ok": True}, None)
+    assert published == [(False, {"result": {"ok": True}, "error": None}, "rpc.reply-1")]
+    consumer.queue_consumer.ack_message.assert_called_once_with(message)
