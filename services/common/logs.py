@@ -160,20 +160,33 @@ def component_of(logger_name: str) -> str:
 
 class ExpectedErrors(logging.Filter):
     """A 4xx TicketingError is an answer the caller gets, not a failure: INFO, one line, no traceback.
+    A 503 an entrypoint declares expected (e.g. "could not confirm your payment yet") is a WARNING,
+    one line, no traceback: its cause was logged where it happened.
 
     nameko logs every exception an entrypoint raises with its traceback (WARNING when the
     entrypoint declares it expected, ERROR otherwise); this rewrites those records."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if exc is None or not is_expected(exc):
+        if exc is None:
             return True
-        where = _worker_name(record)
-        record.msg, record.args = "%s answered %s: %s", (where, exc.status, exc.message)
-        record.levelno, record.levelname = logging.INFO, "INFO"
+        if is_expected(exc):
+            level = logging.INFO
+        elif _declared_expected_unavailable(record, exc):
+            level = logging.WARNING
+        else:
+            return True
+        record.msg, record.args = "%s answered %s: %s", (_worker_name(record), exc.status, exc.message)
+        record.levelno, record.levelname = level, logging.getLevelName(level)
         record.exc_info, record.exc_text = None, None
         record.status = exc.status
-        return logging.getLogger().isEnabledFor(logging.INFO)
+        return logging.getLogger().isEnabledFor(level)
+
+
+def _declared_expected_unavailable(record: logging.LogRecord, exc: BaseException) -> bool:
+    from .errors import TicketingError
+
+    return isinstance(exc, TicketingError) and exc.status == 503 and str(record.msg).startswith("(expected)")
 
 
 def is_expected(exc: BaseException) -> bool:

@@ -91,6 +91,15 @@ def test_an_unavailable_dependency_is_not_an_expected_error():
     assert line["level"] == "WARNING" and "traceback" in line
 
 
+def test_a_503_the_entrypoint_declares_expected_is_one_warning_line_without_a_traceback():
+    record = make_record(level=logging.WARNING, exc=ServiceUnavailable("Could not confirm yet"), worker=fake_worker())
+    record.msg = "(expected) " + record.msg  # as nameko words it for a declared exception
+    line = render(record)
+    assert line["level"] == "WARNING" and line["status"] == 503
+    assert line["message"] == "orders.create_order answered 503: Could not confirm yet"
+    assert "traceback" not in line and "error" not in line
+
+
 def test_each_green_thread_has_its_own_context():
     seen = {}
 
