@@ -92,13 +92,15 @@ def seed(app: LiveApp, n: int, low: float, high: float) -> dict[str, datetime]:
     return deadlines
 
 
-def run(orders: int = 10_000, low: float = 30.0, high: float = 60.0, sampler=None, say=print) -> dict:
-    """Start the app, schedule ``orders`` expiries over ``low``-``high`` s, and measure; returns the figures."""
+def run(orders: int = 10_000, low: float = 30.0, high: float = 60.0, sampler=None, say=print,
+        rabbit: RabbitAdmin | None = None, brokers: tuple[str, ...] = ("amqp://guest:guest@127.0.0.1:5672",)) -> dict:
+    """Start the app, schedule ``orders`` expiries over ``low``-``high`` s, and measure; returns the figures.
+    ``rabbit`` and ``brokers``: another RabbitMQ than the machine's (``make bench --own-broker``)."""
     run_id = uuid.uuid4().hex[:8]
-    rabbit, postgres = RabbitAdmin(), PostgresAdmin(prefix=f"ticketing_bench_{run_id}")
+    rabbit, postgres = rabbit or RabbitAdmin(), PostgresAdmin(prefix=f"ticketing_bench_{run_id}")
     workdir = Path(tempfile.mkdtemp(prefix="ticketing-bench-"))
     say(f"starting ticketing up (log: {workdir / 'ticketing-up.log'}) ...")
-    app = LiveApp.start(rabbit, postgres, workdir, port=free_port(), run_id=run_id,
+    app = LiveApp.start(rabbit, postgres, workdir, port=free_port(), run_id=run_id, brokers=brokers,
                         env={"ORDERS_EXPIRY_GRACE_SECONDS": "3600", "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")})
     if sampler is not None:
         sampler.watch(app.process.pid)

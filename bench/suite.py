@@ -1,6 +1,7 @@
 """``make bench``: the on-sale figures of the whole app on PostgreSQL, with each target marked PASS/FAIL.
 
-    .venv/bin/python -m bench [--quick] [--json artifacts/bench.json] [--no-expiry]
+    .venv/bin/python -m bench [--quick] [--json artifacts/bench.json] [--no-expiry] [--own-broker]
+    QUEUE_TYPE=quorum .venv/bin/python -m bench --own-broker      # the same on quorum queues
 
 Starts the app as production runs it (``ticketing up``: every service, gunicorn
 for the web tier; PostgreSQL; a fresh RabbitMQ vhost), plus a floor route in the
@@ -22,6 +23,12 @@ service, ``bench/floor.py``). Then, one after the other:
 ``--quick`` shrinks every phase (seconds instead of tens of seconds, smaller
 crowds, 500 expiries over 5-10 s) to check the harness; its figures are not
 the targets' figures. Timings are only comparable between runs on a quiet machine.
+
+``--own-broker`` runs everything on a one-node RabbitMQ of the bench's own
+(started and removed by it, with the open-files limit raised to the hard limit)
+instead of the machine's: every quorum queue holds files open, and the holding
+queues of the expiry run alone are about 300 queues, more than a broker with the
+usual 1,024-file limit can keep. Compare classic and quorum on the same kind of broker.
 """
 from __future__ import annotations
 
@@ -43,6 +50,7 @@ import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from dataclasses import asdict, dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from urllib.parse import urlparse  # noqa: E402
@@ -107,8 +115,9 @@ def free_port() -> int:
 
 
 class Bench:
-    def __init__(self, sizes: Sizes, workdir: Path):
+    def __init__(self, sizes: Sizes, workdir: Path, rabbit: RabbitAdmin, brokers: tuple[str, ...]):
         self.sizes, self.workdir = sizes, workdir
+        self.rabbit, self.brokers = rabbit, brokers
         self.results: dict = {}
         self.sampler = Sampler().start()
         self.floor_processes: list[subprocess.Popen] = []
@@ -116,10 +125,11 @@ class Bench:
     # ------------------------------------------------------------------ the app
     def start(self) -> None:
         run_id = uuid.uuid4().hex[:8]
-        self.rabbit, self.postgres = RabbitAdmin(), PostgresAdmin(prefix=f"ticketing_bench_{run_id}")
+        self.postgres = PostgresAdmin(prefix=f"ticketing_bench_{run_id}")
         say(f"starting ticketing up on PostgreSQL (log: {self.workdir / 'ticketing-up.log'}) ...")
         env = {"LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "INFO")}
-        self.app = LiveApp.start(self.rabbit, self.postgres, self.workdir, port=free_port(), run_id=run_id, env=env)
+        self.app = LiveApp.start(self.rabbit, self.postgres, self.workdir, port=free_port(), run_id=run_id, env=env,
+                                 brokers=self.brokers)
         self.sampler.watch(self.app.process.pid)
         self.url = self.app.url
         self.floor_url = f"http://127.0.0.1:{free_port()}"
@@ -433,7 +443,8 @@ def verdicts(results: dict) -> list[tuple[str, str, str]]:
 
 def table(results: dict) -> str:
     lines = ["", f"== make bench ({'quick' if results['quick'] else 'full'}) {results['started']} "
-             f"on {results['machine']['cores']} cores, load average at start {results['machine']['loadavg']}", ""]
+             f"on {results['machine']['cores']} cores, load average at start {results['machine']['loadavg']}; "
+             f"{results.get('queue_type', 'classic')} queues on {results.get('broker', 'the machine')} broker", ""]
     lines.append(f"{'what':<34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'drain s':>8} {'CPU ms/req':>10}"
                  "  statuses / errors")
     for group in ("reads", "writes"):
@@ -476,16 +487,39 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small and short: checks the harness, not the targets")
     parser.add_argument("--json", default=str(ROOT / "artifacts" / "bench.json"), help="where to write the figures")
     parser.add_argument("--no-expiry", action="store_true", help="skip the expiry run")
+    parser.add_argument("--own-broker", action="store_true",
+                        help="a one-node RabbitMQ of the bench's own instead of the machine's (quorum queues)")
     args = parser.parse_args(argv)
+    raise_fd_limit()  # before a broker of our own starts: it inherits the limit
+    with own_broker() if args.own_broker else machine_broker() as (rabbit, brokers):
+        run(args, rabbit, brokers)
+
+
+@contextmanager
+def machine_broker():
+    yield RabbitAdmin(), ("amqp://guest:guest@127.0.0.1:5672",)
+
+
+@contextmanager
+def own_broker():
+    from tests.cluster.rabbit_cluster import LocalCluster
+
+    say("starting a RabbitMQ node of the bench's own ...")
+    with LocalCluster(size=1, prefix="ticketing-bench") as node:
+        yield RabbitAdmin(node.nodes[0].management_url), tuple(node.amqp_uris)
+
+
+def run(args, rabbit: RabbitAdmin, brokers: tuple[str, ...]) -> None:
     sizes = QUICK if args.quick else FULL
     wrk.ensure_wrk()
-    raise_fd_limit()
     workdir = Path(tempfile.mkdtemp(prefix="ticketing-bench-"))
     started = time.time()
     results: dict = {"quick": args.quick, "sizes": asdict(sizes), "targets_defined": TARGETS,
                      "started": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(started)),
-                     "machine": {"cores": os.cpu_count(), "loadavg": os.getloadavg()[0]}, "workdir": str(workdir)}
-    bench = Bench(sizes, workdir)
+                     "machine": {"cores": os.cpu_count(), "loadavg": os.getloadavg()[0]}, "workdir": str(workdir),
+                     "queue_type": os.environ.get("QUEUE_TYPE") or "classic",
+                     "broker": "own node" if args.own_broker else "the machine's"}
+    bench = Bench(sizes, workdir, rabbit, brokers)
     bench.results = results
     bench.start()
     try:
@@ -517,7 +551,7 @@ def main(argv: list[str] | None = None) -> None:
         expiry_sampler = Sampler().start()
         began = time.time()
         results["expiry"] = expiry.run(sizes.expiry_orders, *sizes.expiry_window, sampler=expiry_sampler,
-                                       say=lambda line: say(f"  {line}"))
+                                       say=lambda line: say(f"  {line}"), rabbit=rabbit, brokers=brokers)
         expiry_sampler.stop()
         results["expiry"]["resources"] = expiry_sampler.report(time.time() - began)
         for name, row in results["expiry"]["resources"].items():  # peak RSS over both apps
