@@ -25,7 +25,6 @@ eventlet.monkey_patch()
 import argparse  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
-import socket  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -41,6 +40,7 @@ from sqlalchemy import create_engine, func, insert, select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from services.common import events  # noqa: E402
+from services.common.net import free_port  # noqa: E402
 from services.orders.models import Order, TicketReplica  # noqa: E402
 from services.tickets.models import Ticket  # noqa: E402
 from tests.e2e.orders_support import EventTap  # noqa: E402
@@ -50,12 +50,6 @@ from tests.support.rabbit import RabbitAdmin  # noqa: E402
 
 EXPIRATION_INBOX = "evt-orders-order:created--expiration.on_order_created"
 SELLER, BUYER = "5" * 32, "b" * 32
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -63,6 +63,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from bench import crowd, wrk  # noqa: E402
 from bench.procs import Sampler  # noqa: E402
+from services.common.net import free_port  # noqa: E402
 from tests.e2e.orders_support import EventTap, vhost_of  # noqa: E402
 from tests.support.live import LiveApp  # noqa: E402
 from tests.support.postgres import PostgresAdmin  # noqa: E402
@@ -104,14 +105,6 @@ def _round(value):
 
 def say(line: str = "") -> None:
     print(line, flush=True)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Bench:

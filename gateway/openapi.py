@@ -2,54 +2,79 @@
 
 One table of operations; each blueprint's routes appear here. A test checks
 that every route the app serves is described and vice versa.
+
+The schemas are generated from the models the code itself uses: the request
+bodies of services/common/validation.py (so a limit such as a title's 200
+characters is stated once, in its field type) and the response shapes next to
+each blueprint's routes; tests check those against what the services return.
 """
 from __future__ import annotations
 
-ERROR = {"$ref": "#/components/schemas/Errors"}
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema
 
-SCHEMAS = {
-    "Error": {"type": "object", "required": ["message"],
-              "properties": {"message": {"type": "string"}, "field": {"type": "string"}}},
-    "Errors": {"type": "object", "required": ["errors"],
-               "properties": {"errors": {"type": "array", "items": {"$ref": "#/components/schemas/Error"}}}},
-    "User": {"type": "object", "required": ["id", "email"],
-             "properties": {"id": {"type": "string"}, "email": {"type": "string", "format": "email"}}},
-    "CurrentUser": {"type": "object", "required": ["currentUser"],
-                    "properties": {"currentUser": {"oneOf": [{"$ref": "#/components/schemas/User"},
-                                                             {"type": "null"}]}}},
-    "Credentials": {"type": "object", "required": ["email", "password"],
-                    "properties": {"email": {"type": "string", "format": "email", "maxLength": 254},
-                                   "password": {"type": "string", "minLength": 8, "maxLength": 64}}},
-    "SigninCredentials": {"type": "object", "required": ["email", "password"],
-                          "properties": {"email": {"type": "string", "minLength": 1, "maxLength": 254},
-                                         "password": {"type": "string", "minLength": 1, "maxLength": 64}}},
-    "Empty": {"type": "object"},
-    "Price": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000000, "multipleOf": 0.01},
-    "TicketInput": {"type": "object", "required": ["title", "price"],
-                    "properties": {"title": {"type": "string", "minLength": 1, "maxLength": 200},
-                                   "price": {"$ref": "#/components/schemas/Price"}}},
-    "Ticket": {"type": "object", "required": ["id", "title", "price", "userId", "version", "orderId"],
-               "properties": {"id": {"type": "string"}, "title": {"type": "string"},
-                              "price": {"$ref": "#/components/schemas/Price"}, "userId": {"type": "string"},
-                              "version": {"type": "integer"},
-                              "orderId": {"type": ["string", "null"]}}},
-    "Order": {"type": "object", "required": ["id", "status", "userId", "expiresAt", "version", "ticket"],
-              "properties": {"id": {"type": "string"},
-                             "status": {"type": "string",
-                                        "enum": ["created", "awaiting:payment", "complete", "cancelled"]},
-                             "userId": {"type": "string"},
-                             "expiresAt": {"type": "string", "format": "date-time"},
-                             "version": {"type": "integer"},
-                             "ticket": {"type": "object", "required": ["id", "title", "price"],
-                                        "properties": {"id": {"type": "string"}, "title": {"type": "string"},
-                                                       "price": {"$ref": "#/components/schemas/Price"}}}}},
-    "OrderInput": {"type": "object", "required": ["ticketId"], "properties": {"ticketId": {"type": "string"}}},
-    "PaymentInput": {"type": "object", "required": ["token", "orderId"],
-                     "properties": {"token": {"type": "string", "description": "Stripe token, e.g. tok_visa"},
-                                    "orderId": {"type": "string"}}},
-    "Payment": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}},
-    "Status": {"type": "object", "properties": {"status": {"type": "string"}}},
+from services.common.validation import Credentials, OrderInput, PaymentInput, SigninCredentials, TicketBody
+
+from .api import health, orders, payments, tickets, users
+
+ERROR = {"$ref": "#/components/schemas/Errors"}
+REF = "#/components/schemas/{model}"
+
+
+class Error(BaseModel):
+    """One error: what went wrong and, for a bad input, which field."""
+    message: str
+    field: str | None = None
+
+
+class Errors(BaseModel):
+    """Every error answer's body."""
+    errors: list[Error]
+
+
+#: the document's name of each schema -> (the model, whether it is read from requests or written to responses)
+MODELS: dict[str, tuple[type[BaseModel], str]] = {
+    "Credentials": (Credentials, "validation"),
+    "SigninCredentials": (SigninCredentials, "validation"),
+    "TicketInput": (TicketBody, "validation"),
+    "OrderInput": (OrderInput, "validation"),
+    "PaymentInput": (PaymentInput, "validation"),
+    "Error": (Error, "serialization"),
+    "Errors": (Errors, "serialization"),
+    "User": (users.User, "serialization"),
+    "CurrentUser": (users.CurrentUser, "serialization"),
+    "Ticket": (tickets.Ticket, "serialization"),
+    "Order": (orders.Order, "serialization"),
+    "Payment": (payments.Payment, "serialization"),
+    "Status": (health.Status, "serialization"),
 }
+
+
+class _Schema(GenerateJsonSchema):
+    """Pydantic's JSON Schema without the titles it makes up from the names."""
+
+    def field_title_should_be_set(self, schema) -> bool:
+        return False
+
+    def generate(self, schema, mode="validation"):
+        document = super().generate(schema, mode)
+        for each in [document, *document.get("$defs", {}).values()]:
+            each.pop("title", None)
+        return document
+
+
+def schemas() -> dict:
+    """components.schemas: every model's JSON Schema, the models they nest included."""
+    found: dict = {"Empty": {"type": "object"}}
+    for name, (model, mode) in MODELS.items():
+        schema = model.model_json_schema(ref_template=REF, schema_generator=_Schema, mode=mode)
+        for nested, nested_schema in {**schema.pop("$defs", {}), name: schema}.items():
+            if found.setdefault(nested, nested_schema) != nested_schema:
+                raise ValueError(f"two schemas are called {nested}")
+    return found
+
+
+SCHEMAS = schemas()
 
 # (method, path, summary, request schema, {status: (description, schema)}, needs sign-in)
 OPERATIONS = [

@@ -9,7 +9,6 @@ import eventlet
 eventlet.monkey_patch()  # first thing: nameko's pytest plugin no longer does it
 
 import os  # noqa: E402
-import socket  # noqa: E402
 import uuid  # noqa: E402
 from urllib.parse import quote  # noqa: E402
 
@@ -23,6 +22,7 @@ os.environ.setdefault("ARGON2_PARALLELISM", "1")
 
 # Every process refuses to start without proper keys: the suite makes a fresh pair per run.
 from services.common.keys import new_key_pair  # noqa: E402
+from services.common.net import free_port  # noqa: E402
 
 if not os.environ.get("JWT_PRIVATE_KEY"):
     os.environ["JWT_PRIVATE_KEY"], os.environ["JWT_PUBLIC_KEY"] = new_key_pair()
@@ -32,12 +32,6 @@ from tests.support import live, rabbit  # noqa: E402
 from tests.support.postgres import PostgresAdmin  # noqa: E402
 
 RUN_ID = uuid.uuid4().hex[:8]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
 from pathlib import Path
+
+from services.common.net import free_port
 
 from . import logview, status
 from .cli import SERVICES
@@ -75,12 +76,6 @@ def _write(lines: list[str]) -> None:
     with _print_lock:
         sys.stdout.write("".join(line + "\n" for line in lines))
         sys.stdout.flush()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 #: secrets only some components may hold (the rest never see them)

@@ -2,10 +2,16 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
+from pydantic import BaseModel
 
 from services.common.health import broker_reachable
 
 bp = Blueprint("health", __name__, url_prefix="/api")
+
+
+class Status(BaseModel):
+    """What a probe answers (``checks`` names each dependency's state)."""
+    status: str
 
 
 @bp.get("/healthz")

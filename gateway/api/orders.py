@@ -1,9 +1,13 @@
 """/api/orders: the caller's orders (list, show), reserve a ticket, cancel."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from datetime import datetime
+from typing import Literal
 
-from services.common.validation import IdOf, Input
+from flask import Blueprint, current_app, jsonify
+from pydantic import BaseModel
+
+from services.common.validation import Money, OrderInput
 
 from ..auth import require_user
 from ..http import body, path_id, present_order
@@ -11,8 +15,21 @@ from ..http import body, path_id, present_order
 bp = Blueprint("orders", __name__, url_prefix="/api/orders")
 
 
-class OrderBody(Input):
-    ticketId: IdOf("ticketId")  # noqa: N815 - the JSON name
+class OrderTicket(BaseModel):
+    """The ticket of an order: its title now, the price it had when it was reserved."""
+    id: str
+    title: str
+    price: Money
+
+
+class Order(BaseModel):
+    """An order, as the orders service's ``Order.to_dict`` gives it."""
+    id: str
+    status: Literal["created", "awaiting:payment", "complete", "cancelled"]
+    userId: str  # noqa: N815 - the JSON names
+    expiresAt: datetime  # noqa: N815
+    version: int
+    ticket: OrderTicket
 
 
 @bp.get("")
@@ -35,7 +52,7 @@ def show_order(user, order_id):
 @bp.post("")
 @require_user
 def create_order(user):
-    data = body(OrderBody)
+    data = body(OrderInput)
     with current_app.rpc.client() as rpc:
         order = rpc.orders.create_order(user["id"], user["email"], data.ticketId)
     return jsonify(present_order(order)), 201

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
+from pydantic import BaseModel
 
-from services.common.validation import IdOf, Input, NonEmpty
+from services.common.validation import PaymentInput
 
 from ..auth import require_user
 from ..http import body, request_id
@@ -11,15 +12,14 @@ from ..http import body, request_id
 bp = Blueprint("payments", __name__, url_prefix="/api/payments")
 
 
-class PaymentBody(Input):
-    token: NonEmpty("Token")
-    orderId: IdOf("Order id")  # noqa: N815 - the JSON field's name
+class Payment(BaseModel):
+    id: str
 
 
 @bp.post("")
 @require_user
 def create_payment(user):
-    data = body(PaymentBody)
+    data = body(PaymentInput)
     with current_app.rpc.client() as rpc:
         payment = rpc.payments.charge(user["id"], data.orderId, data.token, request_id(user["id"]))
     return jsonify({"id": payment["id"]}), 201

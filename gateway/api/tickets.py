@@ -4,9 +4,10 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, jsonify, request
+from pydantic import BaseModel
 
 from services.common.errors import BadRequest
-from services.common.validation import Input, JsonMoney, Title
+from services.common.validation import Money, TicketBody
 
 from ..auth import require_user
 from ..http import body, path_id, present_ticket, request_id
@@ -16,9 +17,14 @@ bp = Blueprint("tickets", __name__, url_prefix="/api/tickets")
 MAX_LIMIT = 100
 
 
-class TicketBody(Input):
-    title: Title
-    price: JsonMoney
+class Ticket(BaseModel):
+    """A ticket, as the tickets service's ``Ticket.to_dict`` gives it (the price here a JSON number)."""
+    id: str
+    title: str
+    price: Money
+    userId: str  # noqa: N815 - the JSON names
+    version: int
+    orderId: str | None  # noqa: N815
 
 
 def _limit() -> int | None:

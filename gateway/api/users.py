@@ -1,10 +1,13 @@
 """/api/users: sign-up, sign-in, sign-out, current user, refresh."""
 from __future__ import annotations
 
+from typing import Annotated
+
 from flask import Blueprint, current_app, jsonify, request
+from pydantic import BaseModel, WithJsonSchema
 
 from services.common.errors import NotAuthorized
-from services.common.validation import MAX_EMAIL_LENGTH, Email, Input, NonEmpty, Password
+from services.common.validation import EMAIL_SCHEMA, Credentials, SigninCredentials
 
 from ..auth import REFRESH_COOKIE, clear_auth_cookies, current_user, set_auth_cookies
 from ..http import body
@@ -12,15 +15,14 @@ from ..http import body
 bp = Blueprint("users", __name__, url_prefix="/api/users")
 
 
-class SignupBody(Input):
-    email: Email
-    password: Password
+class User(BaseModel):
+    """A user, as auth's ``User.to_dict`` gives it."""
+    id: str
+    email: Annotated[str, WithJsonSchema(EMAIL_SCHEMA)]
 
 
-class SigninBody(Input):
-    # Bounded like sign-up's fields, so a huge value is refused before hashing or the database.
-    email: NonEmpty("Email", MAX_EMAIL_LENGTH)
-    password: NonEmpty("Password", 64)
+class CurrentUser(BaseModel):
+    currentUser: User | None  # noqa: N815 - the JSON name
 
 
 def _signed_in(session: dict, status: int):
@@ -29,7 +31,7 @@ def _signed_in(session: dict, status: int):
 
 @bp.post("/signup")
 def signup():
-    data = body(SignupBody)
+    data = body(Credentials)
     with current_app.rpc.client() as rpc:
         session = rpc.auth.signup(data.email, data.password, request.remote_addr)
     return _signed_in(session, 201)
@@ -37,7 +39,7 @@ def signup():
 
 @bp.post("/signin")
 def signin():
-    data = body(SigninBody)
+    data = body(SigninCredentials)
     with current_app.rpc.client() as rpc:
         session = rpc.auth.signin(data.email, data.password, request.remote_addr)
     return _signed_in(session, 200)

@@ -15,7 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from services.common import config, keys, tokens
 from services.common.errors import BadRequest, Forbidden, NotAuthorized, NotFound, TooManyRequests
 from services.common.store import UTCDateTime, utcnow
-from services.common.validation import MAX_EMAIL_LENGTH, Email, Input, Password, forbidden_character, validate
+from services.common.validation import (MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, Credentials, forbidden_character,
+                                         validate)
 
 from . import passwords
 from .models import RefreshToken, Revocation, ThrottleCounter, User, new_id
@@ -31,15 +32,8 @@ MAX_FAILURES_PER_CLIENT = config.env_int("AUTH_MAX_FAILURES_PER_CLIENT", 20)
 #: sign-ups per client address per window (each costs a memory-hard hash)
 MAX_SIGNUPS_PER_CLIENT = config.env_int("AUTH_MAX_SIGNUPS_PER_CLIENT", 10)
 FAILURE_WINDOW = timedelta(minutes=15)
-#: sign-up allows 64; older accounts were never longer
-MAX_PASSWORD_LENGTH = 64
 #: an address or a test label; anything longer is not an address
 MAX_CLIENT_LENGTH = 64
-
-
-class Credentials(Input):
-    email: Email
-    password: Password
 
 
 def _hash_token(token: str) -> str:

@@ -34,6 +34,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import events, green_psycopg, logs, metrics
+from .events import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,6 @@ RELAY_GRACE = float(os.environ.get("OUTBOX_RELAY_GRACE", "1"))
 FORGET_INTERVAL = 0.1
 #: test hook: exit the process right after committing an event of this name, before publishing it
 CRASH_AFTER_COMMIT = os.environ.get("TICKETING_CRASH_AFTER_COMMIT")
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class UTCDateTime(TypeDecorator):

@@ -7,19 +7,32 @@ every text field (titles, emails, passwords, tokens...) goes through
 surrogates, line/paragraph separators and bidirectional overrides are refused,
 so nothing a user typed can break a database, a log line or an email header,
 or make a title read differently from what it is.
+
+Each limit is stated once, here: the field types carry it both as a rule and as
+JSON Schema, and the request bodies below are the one model of each input that
+the gateway validates, the services validate again and the OpenAPI document
+(gateway/openapi.py) is generated from.
 """
 from __future__ import annotations
 
 import unicodedata
+import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from .errors import BadRequest, Forbidden
 
 MAX_PRICE = Decimal("1000000")
+#: a price in the API's JSON Schema: what :func:`_money` accepts
+PRICE_SCHEMA = {"type": "number", "exclusiveMinimum": 0, "maximum": int(MAX_PRICE), "multipleOf": 0.01}
+MAX_TITLE_LENGTH = 200
+#: 8-64 characters on sign-up (long passphrases welcome, bounded so hashing stays cheap)
+MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH = 8, 64
+#: what an id looks like (:func:`new_id`)
+ID_PATTERN = "^[0-9a-f]{32}$"
 
 
 def _money(value: Any) -> Decimal:
@@ -97,6 +110,7 @@ def _text(name: str, low: int, high: int):
 
 #: RFC 5321's limit on a path; longer "emails" are refused before any hashing or database work
 MAX_EMAIL_LENGTH = 254
+EMAIL_SCHEMA = {"type": "string", "format": "email", "maxLength": MAX_EMAIL_LENGTH}
 
 
 def _email(value: Any) -> str:
@@ -119,24 +133,34 @@ def _opaque_id(name: str):
     return check
 
 
-Money = Annotated[Decimal, BeforeValidator(_money)]
-JsonMoney = Annotated[Decimal, BeforeValidator(_money), BeforeValidator(_json_number)]
-Title = Annotated[str, BeforeValidator(_text("Title", 1, 200))]
-Email = Annotated[str, BeforeValidator(_email)]
-#: 8-64 characters on sign-up (long passphrases welcome, bounded so hashing stays cheap)
-Password = Annotated[str, BeforeValidator(_text("Password", 8, 64))]
+def Text(name: str, low: int, high: int):  # noqa: N802 - reads like a type
+    """A trimmed text field of ``low`` to ``high`` characters (:func:`check_text`'s rule)."""
+    return Annotated[str, BeforeValidator(_text(name, low, high)),
+                     WithJsonSchema({"type": "string", "minLength": low, "maxLength": high})]
+
+
+Money = Annotated[Decimal, BeforeValidator(_money), WithJsonSchema(PRICE_SCHEMA)]
+JsonMoney = Annotated[Decimal, BeforeValidator(_money), BeforeValidator(_json_number), WithJsonSchema(PRICE_SCHEMA)]
+Title = Text("Title", 1, MAX_TITLE_LENGTH)
+Email = Annotated[str, BeforeValidator(_email), WithJsonSchema(EMAIL_SCHEMA)]
+Password = Text("Password", MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH)
 
 
 def IdOf(name: str):  # noqa: N802 - reads like a type
-    return Annotated[str, BeforeValidator(_opaque_id(name))]
+    return Annotated[str, BeforeValidator(_opaque_id(name)), WithJsonSchema({"type": "string", "pattern": ID_PATTERN})]
 
 
 def NonEmpty(name: str, high: int = 500):  # noqa: N802
-    return Annotated[str, BeforeValidator(_text(name, 1, high))]
+    return Text(name, 1, high)
+
+
+def new_id() -> str:
+    """A new id: 32 lower-case hex characters (uuid4().hex)."""
+    return uuid.uuid4().hex
 
 
 def is_valid_id(value: str) -> bool:
-    """Ids are 32 lower-case hex characters (uuid4().hex)."""
+    """Ids are 32 lower-case hex characters (:func:`new_id`)."""
     return isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value)
 
 
@@ -150,6 +174,43 @@ def acting_user(user_id) -> str:
 
 class Input(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+# -- the request bodies: validated by the gateway, again by the service, and the OpenAPI document's --
+
+class Credentials(Input):
+    """An email and a password to sign up with (the auth service checks them again)."""
+    email: Email
+    password: Password
+
+
+class SigninCredentials(Input):
+    """Sign-in: bounded like sign-up's fields, so a huge value is refused before hashing or the
+    database; not held to sign-up's other rules, which older accounts may predate."""
+    email: NonEmpty("Email", MAX_EMAIL_LENGTH)
+    password: NonEmpty("Password", MAX_PASSWORD_LENGTH)
+
+
+class TicketInput(Input):
+    """A ticket put on sale or edited, as the tickets service takes it (a price may be a decimal string)."""
+    title: Title
+    price: Money
+
+
+class TicketBody(TicketInput):
+    """A ticket put on sale or edited over HTTP, where the price must be a JSON number."""
+    price: JsonMoney
+
+
+class OrderInput(Input):
+    """A reservation."""
+    ticketId: IdOf("ticketId")  # noqa: N815 - the JSON name
+
+
+class PaymentInput(Input):
+    """A card payment of an order."""
+    token: NonEmpty("Token")
+    orderId: IdOf("Order id")  # noqa: N815 - the JSON name
 
 
 def validate(model: type[Input], data: Any) -> Input:

@@ -21,7 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from services.common import events
 from services.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from services.common.handlers import NotYetApplicable
-from services.common.validation import IdOf, Input, is_valid_id, validate
+from services.common.validation import OrderInput, is_valid_id, validate
 
 from .models import AWAITING_PAYMENT, CANCELLED, COMPLETE, CREATED, STATUSES, Order, TicketReplica
 
@@ -29,10 +29,6 @@ log = logging.getLogger(__name__)
 
 RESERVED = "Ticket is already reserved"
 OWN_TICKET = "You cannot buy your own ticket"
-
-
-class OrderInput(Input):
-    ticketId: IdOf("ticketId")  # noqa: N815 - the JSON name
 
 
 # -- reading -----------------------------------------------------------------

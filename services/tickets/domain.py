@@ -11,7 +11,7 @@ from sqlalchemy import and_, bindparam, or_, select
 from services.common import events
 from services.common.errors import Conflict, Forbidden, NotFound
 from services.common.handlers import NotYetApplicable
-from services.common.validation import Input, Money, Title, is_valid_id, validate
+from services.common.validation import TicketInput, is_valid_id, validate
 
 from .models import CancelledOrder, Ticket
 
@@ -21,11 +21,6 @@ DEFAULT_PAGE = 50
 #: a cursor we issue is about 80 characters
 MAX_CURSOR_LENGTH = 200
 MAX_PAGE = 100
-
-
-class TicketInput(Input):
-    title: Title
-    price: Money
 
 
 def find(session, ticket_id: str, *, for_update: bool = False) -> Ticket:

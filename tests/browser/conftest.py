@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import free_port
+from services.common.net import free_port
 from tests.support.live import LiveApp
 from tests.support.rabbit import RabbitAdmin
 

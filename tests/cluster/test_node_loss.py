@@ -34,7 +34,8 @@ import pytest
 import requests
 
 from tests.cluster.rabbit_cluster import LocalCluster
-from tests.conftest import RUN_ID, free_port
+from services.common.net import free_port
+from tests.conftest import RUN_ID
 from tests.e2e.orders_support import EventTap
 from tests.support.fake_sendgrid import FakeSendGrid
 from tests.support.fake_stripe import FakeStripe

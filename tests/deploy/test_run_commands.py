@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from services.common.net import free_port
 from tests.support.postgres import PostgresAdmin
 
 from .support import DATABASE_SERVICES, DEPLOYED, HEALTH_PATHS, ticketing_command

@@ -1,6 +1,6 @@
 """The fault suite's machinery: a cluster of real processes, a cuttable broker link, a workload, faults.
 
-* :class:`BrokerLink` — a TCP proxy in front of the machine's RabbitMQ. ``cut()``
+* :class:`BrokerLink` — a TCP proxy (tests/support/tcp_proxy.py) in front of the machine's RabbitMQ. ``cut()``
   closes every connection through it and refuses new ones (the broker is gone,
   for the app); ``restore()`` lets them through again. The machine's RabbitMQ
   itself is never touched.
@@ -19,7 +19,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,45 +31,27 @@ from urllib.parse import quote
 import psycopg
 import requests
 
+from services.common.net import free_port
 from tests.support import live
+from tests.support.tcp_proxy import BROKER, ProxyProcess
 
 ROOT = Path(__file__).parents[2]
 SERVICES = ("auth", "tickets", "orders", "expiration", "payments", "confirmation")
 DATABASES = ("auth", "tickets", "orders", "payments", "confirmation")
-BROKER = ("127.0.0.1", 5672)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- the broker link --------------------------------------------------------------------
 
-class BrokerLink:
-    """The app's way to the broker: a TCP proxy (:mod:`tests.faults.broker_link`) that a test can cut."""
+class BrokerLink(ProxyProcess):
+    """The app's way to the broker: a TCP proxy in a process of its own that a test can cut."""
 
     def __init__(self, upstream=BROKER):
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.faults.broker_link", str(self.port), upstream[0], str(upstream[1])],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout.readline().strip() == "ready"
+        super().__init__(free_port(), upstream)
         self.cuts = 0
 
     def cut(self) -> None:
-        self.process.send_signal(signal.SIGUSR1)
+        super().cut()
         self.cuts += 1
-        time.sleep(0.2)
-
-    def restore(self) -> None:
-        self.process.send_signal(signal.SIGUSR2)
-        time.sleep(0.2)
-
-    def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
 
 
 # -- the cluster ------------------------------------------------------------------------

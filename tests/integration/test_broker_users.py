@@ -135,7 +135,7 @@ def test_the_command_creates_the_vhost_and_each_component_s_user_again_and_again
 def test_the_command_says_why_it_cannot_reach_the_management_api(command_env, monkeypatch):
     import time
 
-    from tests.conftest import free_port
+    from services.common.net import free_port
     from ticketing.cli import main
 
     monkeypatch.setenv("RABBITMQ_ADMIN_PASSWORD", "not-the-password")

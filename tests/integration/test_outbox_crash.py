@@ -13,7 +13,7 @@ from nameko.standalone.rpc import ServiceRpcProxy
 from sqlalchemy import create_engine, text
 
 from services.common import events
-from tests.conftest import free_port
+from services.common.net import free_port
 from tests.support.processes import start_component, stop, wait_healthy
 
 pytestmark = pytest.mark.integration

@@ -9,10 +9,10 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from services.common import events
 from services.common.handlers import event_handler
 from services.common.health import broker_reachable
+from services.common.net import free_port
 from services.common.queues import StandaloneReplyListener
 from services.common.rpc import rpc
 from ticketing.cli import SERVICES, service_class
-from tests.conftest import free_port
 from tests.e2e.orders_support import EventTap, vhost_of
 from tests.integration.test_confirmation_service import messages_in
 from tests.integration.test_expiration_service import order_created

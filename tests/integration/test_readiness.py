@@ -11,10 +11,10 @@ import requests
 from nameko.standalone.events import event_dispatcher
 
 from services.common import events
+from services.common.net import free_port
 from services.expiration.service import ExpirationService
 from tests.e2e.orders_support import EventTap
 from tests.integration.test_expiration_service import order_created
-from tests.conftest import free_port
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_for
 

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from bench.crowd import build_request, rush, summary
-from tests.conftest import free_port
+from services.common.net import free_port
 from tests.support.processes import stop, wait_healthy
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ from services.common.errors import BadRequest, Forbidden, NotAuthorized, TooMany
 
 
 @pytest.fixture
-def session(make_session):
-    return make_session(models)
+def session(make_store):
+    return make_store("auth").session()
 
 
 def sign_up(session, email="Ann@Example.com", password="secret-pass"):

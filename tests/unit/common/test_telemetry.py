@@ -10,7 +10,6 @@ from nameko.rpc import Rpc
 from services.common import handlers, logs, metrics, store
 from services.common.errors import NotFound
 from services.common.telemetry import Telemetry
-from services.orders import models as order_models
 
 
 class Orders:
@@ -77,9 +76,8 @@ def test_an_event_worker_binds_the_events_ids_and_is_counted():
     assert sample("ticketing_events_consumed_total", service="orders", event="order:cancelled", outcome="ok") == before + 1
 
 
-def test_the_outbox_keeps_the_correlation_id_and_publishes_it_in_the_header(make_session, make_tx):
-    session = make_session(order_models)
-    tx = make_tx(session, order_models)
+def test_the_outbox_keeps_the_correlation_id_and_publishes_it_in_the_header(make_store):
+    tx = make_store("orders").begin()
     with logs.scope(correlation_id="c42"):
         tx.emit("order:cancelled", id="a" * 32, version=1, ticket={"id": "b" * 32})
     (row,) = tx.outbox_rows

@@ -11,7 +11,6 @@ from services.common.errors import Conflict, NotFound
 from services.confirmation import domain
 from services.confirmation.mailers import MailNotSent, MailSettings, OutboxDirMailer, mailer_from_config
 from services.confirmation.service import ConfirmationService
-from tests.support.unit_store import unit_store
 
 ORDER = "0" * 31 + "1"
 
@@ -37,8 +36,8 @@ class RecordingMailer:
 
 
 @pytest.fixture
-def store(tmp_path):
-    return unit_store("confirmation", f"sqlite:///{tmp_path / 'confirmation.db'}")
+def store(make_store):
+    return make_store("confirmation")
 
 
 @pytest.fixture

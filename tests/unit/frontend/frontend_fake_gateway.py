@@ -4,23 +4,41 @@ It is a real Flask app served on a local port, so the frontend talks to it
 over real HTTP exactly as it talks to the real gateway: cookies, Set-Cookie,
 status codes, error bodies, timeouts. Knobs on `FakeGatewayState` let a test
 make it slow, failing, or let access tokens expire.
+
+Only the services behind the gateway are faked (in memory, with their rules and
+messages). What the gateway itself does is the gateway's own code: its cookie
+names, body parsing and validation (the request models of
+services/common/validation.py), its cross-site guards, id checks, page limit and
+error bodies, and the sandbox card processor decides what a card token does.
+tests/unit/frontend/test_fake_gateway_contract.py and
+tests/e2e/test_fake_gateway_contract.py hold it to the real gateway.
 """
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import threading
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
+from urllib.parse import urlencode
 
 from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
 from werkzeug.serving import make_server
 
-ACCESS_COOKIE = "access_token"
-REFRESH_COOKIE = "refresh_token"
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+from gateway import guards
+from gateway.api.tickets import _limit
+from gateway.auth import ACCESS_COOKIE, REFRESH_COOKIE
+from gateway.http import DecimalJSONProvider, body, path_id
+from services.common.errors import (BadRequest, Conflict, Forbidden, NotAuthorized, NotFound, PaymentDeclined,
+                                    ServiceUnavailable, TicketingError)
+from services.common.validation import (Credentials, OrderInput, PaymentInput, SigninCredentials, TicketBody,
+                                        new_id)
+from services.orders.domain import OWN_TICKET, RESERVED
+from services.payments.domain import BEING_PAID
+from services.payments.processors import CardDeclined, SandboxProcessor
+from services.tickets.domain import DEFAULT_PAGE
 
 
 class FakeGatewayState:
@@ -45,21 +63,16 @@ class FakeGatewayState:
             self.access_ttl = 900.0
             self.expiration_window = 900.0
             self.payment_settle_seconds = 0.3
-            self.serial = 0
 
     # -- helpers for tests --------------------------------------------------
-    def new_id(self) -> str:
-        self.serial += 1
-        return f"{self.serial:04d}{secrets.token_hex(8)}"
-
     def add_user(self, email, password="secret-pass"):
-        user = {"id": self.new_id(), "email": email.lower(), "password": password}
+        user = {"id": new_id(), "email": email.lower(), "password": password}
         self.users[user["id"]] = user
         return user
 
     def add_ticket(self, user, title="Concert", price="25"):
         ticket = {
-            "id": self.new_id(),
+            "id": new_id(),
             "title": title,
             "price": Decimal(str(price)),
             "userId": user["id"],
@@ -72,7 +85,7 @@ class FakeGatewayState:
     def add_order(self, user, ticket, status="created", expires_in=None):
         expires = time.time() + (self.expiration_window if expires_in is None else expires_in)
         order = {
-            "id": self.new_id(),
+            "id": new_id(),
             "status": status,
             "userId": user["id"],
             "expires": expires,
@@ -82,7 +95,7 @@ class FakeGatewayState:
         }
         self.orders[order["id"]] = order
         if status != "cancelled":
-            ticket["orderId"] = order["id"]
+            ticket.update(orderId=order["id"], version=ticket["version"] + 1)
         return order
 
     def expire_access_tokens(self):
@@ -121,16 +134,10 @@ def _json(body, status=200, headers=None):
     )
 
 
-def _errors(status, *errors):
-    return _json({"errors": [dict(e) for e in errors]}, status)
-
-
-def _err(message, field=None):
-    return {"message": message, **({"field": field} if field else {})}
-
-
 def create_fake_gateway(state: FakeGatewayState) -> Flask:
     app = Flask("fake_gateway")
+    app.json = DecimalJSONProvider(app)  # what gateway.http.body parses with
+    processor = SandboxProcessor()
 
     def ticket_json(t):
         # "sold" goes out only if a test set it: the API's ticket has no such field
@@ -147,19 +154,18 @@ def create_fake_gateway(state: FakeGatewayState) -> Flask:
             "ticket": {"id": t["id"], "title": t["title"], "price": t["price"]},
         }
 
-    def body():
-        try:
-            data = json.loads(request.get_data() or b"{}", parse_float=Decimal)
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
-
     def caller():
         token = request.cookies.get(ACCESS_COOKIE)
         entry = state.access.get(token)
         if not entry or entry[1] < time.time():
             return None
         return state.users.get(entry[0])
+
+    def signed_in_user():
+        user = caller()
+        if user is None:
+            raise NotAuthorized()
+        return user
 
     def signed_in(user, status, payload):
         access, refresh = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
@@ -171,29 +177,27 @@ def create_fake_gateway(state: FakeGatewayState) -> Flask:
         return response
 
     def cleared(response):
-        response.delete_cookie(ACCESS_COOKIE, path="/")
-        response.delete_cookie(REFRESH_COOKIE, path="/")
+        for name in (ACCESS_COOKIE, REFRESH_COOKIE):
+            response.delete_cookie(name, path="/", httponly=True, samesite="Lax")
         return response
 
-    def validate_ticket(data):
-        errors = []
-        title = data.get("title")
-        if not isinstance(title, str) or not title.strip():
-            errors.append(_err("Title is required", "title"))
-        elif len(title.strip()) > 200:
-            errors.append(_err("Title must be at most 200 characters", "title"))
-        price = data.get("price")
-        if isinstance(price, bool) or not isinstance(price, (int, Decimal)):
-            errors.append(_err("Price must be a number", "price"))
-        else:
-            price = Decimal(price)
-            if price <= 0:
-                errors.append(_err("Price must be greater than 0", "price"))
-            elif price > 1_000_000:
-                errors.append(_err("Price must be at most 1,000,000", "price"))
-            elif price.as_tuple().exponent < -2:
-                errors.append(_err("Price must have at most 2 decimals", "price"))
-        return errors
+    def own_order(user, order_id):
+        order = state.orders.get(path_id(order_id, "Order"))
+        if not order:
+            raise NotFound("Order not found")
+        if order["userId"] != user["id"]:
+            raise Forbidden("This order is not yours")
+        return order
+
+    @app.errorhandler(TicketingError)
+    def ticketing_error(exc):
+        headers = {"Retry-After": "2"} if exc.status == 503 else None
+        return _json({"errors": exc.errors()}, exc.status, headers)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc):
+        messages = {404: "Not found", 405: "Method not allowed"}
+        return _json({"errors": [{"message": messages.get(exc.code, exc.description or exc.name)}]}, exc.code)
 
     @app.before_request
     def before():
@@ -201,8 +205,11 @@ def create_fake_gateway(state: FakeGatewayState) -> Flask:
         state.request_ids.append(request.headers.get("X-Request-ID"))
         if state.delay:
             time.sleep(state.delay)
+        if state.fail_with == 503:
+            raise ServiceUnavailable()
         if state.fail_with:
-            return _errors(state.fail_with, _err("Internal error"))
+            return _json({"errors": [{"message": "Something went wrong"}]}, state.fail_with)
+        guards.refuse_cross_site_and_non_json()
         state.settle()
 
     @app.get("/api/healthz")
@@ -211,30 +218,20 @@ def create_fake_gateway(state: FakeGatewayState) -> Flask:
 
     @app.post("/api/users/signup")
     def signup():
-        data = body() or {}
-        email = str(data.get("email") or "").strip().lower()
-        password = str(data.get("password") or "").strip()
-        errors = []
-        if not EMAIL.match(email):
-            errors.append(_err("Email must be valid", "email"))
-        if not 8 <= len(password) <= 64:
-            errors.append(_err("Password must be between 8 and 64 characters", "password"))
-        if errors:
-            return _errors(400, *errors)
-        if any(u["email"] == email for u in state.users.values()):
-            return _errors(400, _err("Email in use", "email"))
-        user = state.add_user(email, password)
+        data = body(Credentials)
+        if any(u["email"] == data.email for u in state.users.values()):
+            raise BadRequest("Email in use", field="email")
+        user = state.add_user(data.email, data.password)
         return signed_in(user, 201, {"id": user["id"], "email": user["email"]})
 
     @app.post("/api/users/signin")
     def signin():
-        data = body() or {}
-        email = str(data.get("email") or "").strip().lower()
-        password = str(data.get("password") or "").strip()
+        data = body(SigninCredentials)
+        email = data.email.lower()
         for user in state.users.values():
-            if user["email"] == email and user["password"] == password:
+            if user["email"] == email and user["password"] == data.password:
                 return signed_in(user, 200, {"id": user["id"], "email": user["email"]})
-        return _errors(400, _err("Invalid credentials"))
+        raise BadRequest("Invalid credentials")
 
     @app.post("/api/users/signout")
     def signout():
@@ -249,161 +246,129 @@ def create_fake_gateway(state: FakeGatewayState) -> Flask:
 
     @app.post("/api/users/refresh")
     def refresh():
-        user_id = state.refresh.pop(request.cookies.get(REFRESH_COOKIE), None)
+        presented = request.cookies.get(REFRESH_COOKIE)
+        if not presented:
+            raise NotAuthorized()
+        user_id = state.refresh.pop(presented, None)
         if not user_id:
-            return cleared(_errors(401, _err("Not signed in")))
+            return cleared(_json({"errors": NotAuthorized().errors()}, 401))
         user = state.users[user_id]
         return signed_in(user, 200, {"id": user["id"], "email": user["email"]})
 
     @app.get("/api/tickets")
     def list_tickets():
+        limit = _limit()
         on_sale = [t for t in reversed(list(state.tickets.values())) if t["orderId"] is None]
-        try:
-            limit = int(request.args.get("limit", 20))
-        except ValueError:
-            return _errors(400, _err("limit must be a number", "limit"))
         cursor = request.args.get("cursor")
         if cursor:
             ids = [t["id"] for t in on_sale]
             if cursor not in ids:
-                return _errors(400, _err("Invalid cursor", "cursor"))
+                raise BadRequest("Invalid cursor", field="cursor")
             on_sale = on_sale[ids.index(cursor) + 1 :]
-        page, rest = on_sale[:limit], on_sale[limit:]
+        size = limit or DEFAULT_PAGE
+        page, rest = on_sale[:size], on_sale[size:]
         headers = {}
         if rest:
-            headers["Link"] = f'</api/tickets?limit={limit}&cursor={page[-1]["id"]}>; rel="next"'
+            query = {"cursor": page[-1]["id"], **({"limit": limit} if limit else {})}
+            headers["Link"] = f'<{request.base_url}?{urlencode(query)}>; rel="next"'
         return _json([ticket_json(t) for t in page], 200, headers)
 
     @app.get("/api/tickets/<ticket_id>")
     def get_ticket(ticket_id):
-        ticket = state.tickets.get(ticket_id)
+        ticket = state.tickets.get(path_id(ticket_id, "Ticket"))
         if not ticket:
-            return _errors(404, _err("Not found"))
+            raise NotFound("Ticket not found")
         return _json(ticket_json(ticket))
 
     @app.post("/api/tickets")
     def create_ticket():
-        user = caller()
-        if not user:
-            return _errors(401, _err("Not signed in"))
-        data = body()
-        if data is None:
-            return _errors(400, _err("Body must be a JSON object"))
-        errors = validate_ticket(data)
-        if errors:
-            return _errors(400, *errors)
+        user = signed_in_user()
+        data = body(TicketBody)
         key = request.headers.get("Idempotency-Key")
         if key and (user["id"], key) in state.created_by_key:  # the gateway's promise: one ticket per key
             return _json(ticket_json(state.tickets[state.created_by_key[(user["id"], key)]]), 201)
-        ticket = state.add_ticket(user, data["title"].strip(), data["price"])
+        ticket = state.add_ticket(user, data.title, data.price)
         if key:
             state.created_by_key[(user["id"], key)] = ticket["id"]
         return _json(ticket_json(ticket), 201)
 
     @app.put("/api/tickets/<ticket_id>")
     def update_ticket(ticket_id):
-        user = caller()
-        if not user:
-            return _errors(401, _err("Not signed in"))
+        user = signed_in_user()
+        ticket_id = path_id(ticket_id, "Ticket")
+        data = body(TicketBody)
         ticket = state.tickets.get(ticket_id)
         if not ticket:
-            return _errors(404, _err("Not found"))
+            raise NotFound("Ticket not found")
         if ticket["userId"] != user["id"]:
-            return _errors(403, _err("Not authorized"))
+            raise Forbidden("You do not own this ticket")
         if ticket["orderId"]:
-            return _errors(409, _err("Cannot edit a reserved ticket"))
-        data = body() or {}
-        errors = validate_ticket(data)
-        if errors:
-            return _errors(400, *errors)
-        ticket.update(title=data["title"].strip(), price=Decimal(data["price"]), version=ticket["version"] + 1)
+            raise Conflict("Cannot edit a reserved ticket")
+        ticket.update(title=data.title, price=data.price, version=ticket["version"] + 1)
         return _json(ticket_json(ticket))
 
     @app.get("/api/orders")
     def list_orders():
-        user = caller()
-        if not user:
-            return _errors(401, _err("Not signed in"))
+        user = signed_in_user()
         return _json([order_json(o) for o in state.orders.values() if o["userId"] == user["id"]])
 
     @app.get("/api/orders/<order_id>")
     def get_order(order_id):
-        user = caller()
-        if not user:
-            return _errors(401, _err("Not signed in"))
-        order = state.orders.get(order_id)
-        if not order:
-            return _errors(404, _err("Not found"))
-        if order["userId"] != user["id"]:
-            return _errors(403, _err("Not authorized"))
-        return _json(order_json(order))
+        return _json(order_json(own_order(signed_in_user(), order_id)))
 
     @app.post("/api/orders")
     def create_order():
-        user = caller()
-        if not user:
-            return _errors(401, _err("Not signed in"))
-        data = body() or {}
-        ticket_id = data.get("ticketId")
-        if not isinstance(ticket_id, str) or not ticket_id:
-            return _errors(400, _err("ticketId must be provided", "ticketId"))
+        user = signed_in_user()
+        data = body(OrderInput)
         with state.lock:
-            ticket = state.tickets.get(ticket_id)
+            ticket = state.tickets.get(data.ticketId)
             if not ticket:
-                return _errors(404, _err("Not found"))
+                raise NotFound("Ticket not found")
             if ticket["userId"] == user["id"]:
-                return _errors(409, _err("You cannot buy your own ticket"))
+                raise Conflict(OWN_TICKET)
             if ticket["orderId"]:
-                return _errors(409, _err("Ticket is already reserved"))
+                raise Conflict(RESERVED)
             order = state.add_order(user, ticket)
         return _json(order_json(order), 201)
 
     @app.delete("/api/orders/<order_id>")
     def cancel_order(order_id):
-        user = caller()
-        if not user:
-            return _errors(401, _err("Not signed in"))
-        order = state.orders.get(order_id)
-        if not order:
-            return _errors(404, _err("Not found"))
-        if order["userId"] != user["id"]:
-            return _errors(403, _err("Not authorized"))
-        if order["status"] in ("complete", "awaiting:payment"):
-            return _errors(409, _err("Cannot cancel a paid order"))
+        order = own_order(signed_in_user(), order_id)
+        if order["status"] == "complete":
+            raise Conflict("Cannot cancel a completed order")
+        if order["status"] == "awaiting:payment":
+            raise Conflict(BEING_PAID)
         if order["status"] != "cancelled":
             order.update(status="cancelled", version=order["version"] + 1)
-            state.tickets[order["ticketId"]]["orderId"] = None
+            ticket = state.tickets[order["ticketId"]]
+            ticket.update(orderId=None, version=ticket["version"] + 1)
         return Response(status=204)
 
     @app.post("/api/payments")
     def pay():
-        user = caller()
-        if not user:
-            return _errors(401, _err("Not signed in"))
-        data = body() or {}
-        errors = []
-        if not isinstance(data.get("token"), str) or not data.get("token"):
-            errors.append(_err("token must be provided", "token"))
-        if not isinstance(data.get("orderId"), str) or not data.get("orderId"):
-            errors.append(_err("orderId must be provided", "orderId"))
-        if errors:
-            return _errors(400, *errors)
+        user = signed_in_user()
+        data = body(PaymentInput)
         with state.lock:
-            order = state.orders.get(data["orderId"])
-            if not order:
-                return _errors(404, _err("Not found"))
-            if order["userId"] != user["id"]:
-                return _errors(403, _err("Not authorized"))
+            order = own_order(user, data.orderId)
+            if any(p["orderId"] == order["id"] for p in state.payments.values()):
+                raise Conflict("Order is already paid")
             if order["status"] == "cancelled":
-                return _errors(409, _err("Cannot pay for a cancelled order"))
-            if order["status"] in ("complete", "awaiting:payment"):
-                return _errors(409, _err("This order is already paid"))
-            if data["token"] == "tok_chargeDeclined":
-                return _errors(402, _err("Your card was declined."))
-            if data["token"] not in ("tok_visa",) and not data["token"].startswith("tok_"):
-                return _errors(400, _err("Invalid card token", "token"))
-            order.update(status="awaiting:payment", settles_at=time.time() + state.payment_settle_seconds)
-            payment = {"id": state.new_id(), "orderId": order["id"]}
+                raise Conflict("Order is cancelled")
+            if order["status"] == "complete":
+                raise Conflict("Order is already paid")
+            if order["status"] == "awaiting:payment":
+                raise Conflict(BEING_PAID)
+            if order["expires"] <= time.time():
+                raise Conflict("Order has expired")
+            try:
+                processor.charge(amount_cents=int(state.tickets[order["ticketId"]]["price"] * 100), currency="usd",
+                                 token=data.token.strip(), idempotency_key=new_id())
+            except CardDeclined as declined:
+                order["version"] += 2  # held for the charge, released after the decline
+                raise PaymentDeclined(declined.message, field="token") from None
+            order.update(status="awaiting:payment", version=order["version"] + 1,
+                         settles_at=time.time() + state.payment_settle_seconds)
+            payment = {"id": new_id(), "orderId": order["id"]}
             state.payments[payment["id"]] = payment
         return _json({"id": payment["id"]}, 201)
 

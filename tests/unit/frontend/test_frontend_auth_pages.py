@@ -1,4 +1,5 @@
 """Sign up, sign in, sign out, the header, CSRF and the auth cookies' round trip."""
+from gateway.auth import ACCESS_COOKIE, REFRESH_COOKIE
 from tests.unit.frontend.frontend_pages_helpers import Visitor, field_block, text
 
 
@@ -21,8 +22,8 @@ def test_signup_signs_in_and_redirects_home_with_the_gateway_cookies(visitor, fa
     assert response.status_code == 302
     assert response.headers["Location"] == "/"
     set_cookies = response.headers.getlist("Set-Cookie")
-    assert any(c.startswith("access_token=") and "HttpOnly" in c for c in set_cookies)
-    assert any(c.startswith("refresh_token=") for c in set_cookies)
+    assert any(c.startswith(f"{ACCESS_COOKIE}=") and "HttpOnly" in c for c in set_cookies)
+    assert any(c.startswith(f"{REFRESH_COOKIE}=") for c in set_cookies)
 
     html = text(visitor.get("/"))
     assert "ann@example.com" in html
@@ -59,7 +60,7 @@ def test_signin_with_wrong_credentials_shows_the_error_and_keeps_the_email(visit
     html = text(response)
     assert "Invalid credentials" in html
     assert 'value="ann@example.com"' in field_block(html, "email")
-    assert visitor.cookie("access_token") is None
+    assert visitor.cookie(ACCESS_COOKIE) is None
 
 
 def test_signin_goes_back_to_the_page_that_asked_for_it(visitor, fake):
@@ -81,8 +82,8 @@ def test_signin_goes_back_to_the_page_that_asked_for_it(visitor, fake):
 def test_signin_never_redirects_to_another_site(visitor, fake):
     fake.add_user("ann@example.com", "secret-pass")
     for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example"):
-        visitor.client.delete_cookie("access_token")
-        visitor.client.delete_cookie("refresh_token")
+        visitor.client.delete_cookie(ACCESS_COOKIE)
+        visitor.client.delete_cookie(REFRESH_COOKIE)
         response = visitor.submit(
             "/auth/signin", "/auth/signin", {"email": "ann@example.com", "password": "secret-pass", "next": target}
         )
@@ -101,7 +102,7 @@ def test_signout_asks_by_form_then_clears_the_cookies(visitor, fake):
     assert '<form method="post" action="/auth/signout"' in page and "buyer@example.com" in page
     response = visitor.submit("/auth/signout", "/auth/signout", {})
     assert response.status_code == 302 and response.headers["Location"] == "/"
-    assert visitor.cookie("access_token") is None and visitor.cookie("refresh_token") is None
+    assert visitor.cookie(ACCESS_COOKIE) is None and visitor.cookie(REFRESH_COOKIE) is None
     assert fake.refresh == {}
     html = text(visitor.get("/"))
     assert "Sign out" not in html and "You are signed out" in html
@@ -135,14 +136,14 @@ def test_forms_without_a_csrf_token_are_refused(visitor, fake):
 
 def test_an_expired_access_token_is_refreshed_once_and_the_new_cookies_reach_the_browser(visitor, fake):
     visitor.signup()
-    old_access = visitor.cookie("access_token")
+    old_access = visitor.cookie(ACCESS_COOKIE)
     fake.expire_access_tokens()
     fake.calls.clear()
     response = visitor.get("/")
     assert "buyer@example.com" in text(response)
     assert fake.paths_called().count("POST /api/users/refresh") == 1
-    assert any(c.startswith("access_token=") for c in response.headers.getlist("Set-Cookie"))
-    assert visitor.cookie("access_token") not in (None, old_access)
+    assert any(c.startswith(f"{ACCESS_COOKIE}=") for c in response.headers.getlist("Set-Cookie"))
+    assert visitor.cookie(ACCESS_COOKIE) not in (None, old_access)
 
 
 def test_an_expired_access_token_is_refreshed_for_a_page_that_needs_it(visitor, fake):
@@ -160,7 +161,7 @@ def test_a_refused_refresh_leaves_the_visitor_signed_out(visitor, fake):
     fake.refresh.clear()  # e.g. the user was revoked
     html = text(visitor.get("/"))
     assert "Sign in" in html and "buyer@example.com" not in html
-    assert visitor.cookie("refresh_token") is None
+    assert visitor.cookie(REFRESH_COOKIE) is None
     to_signin = visitor.get("/orders")
     assert to_signin.status_code == 302 and to_signin.headers["Location"].startswith("/auth/signin")
 
@@ -181,7 +182,7 @@ def test_the_frontend_keeps_its_own_session_cookie_to_itself(visitor, fake):
     fake.calls.clear()
     visitor.get("/")
     assert fake.calls and all("frontend_session" not in cookies for _, _, cookies in fake.calls)
-    assert all("access_token=" in cookies for _, _, cookies in fake.calls)
+    assert all(f"{ACCESS_COOKIE}=" in cookies for _, _, cookies in fake.calls)
 
 
 def test_the_csrf_test_covers_every_form_the_frontend_accepts(make_app):

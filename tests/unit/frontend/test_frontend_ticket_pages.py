@@ -1,5 +1,6 @@
 """The landing page and a ticket's pages: new, details, edit, purchase."""
 import re
+from decimal import Decimal
 
 import pytest
 
@@ -58,7 +59,7 @@ def test_selling_a_ticket_redirects_to_its_page(visitor, fake):
     assert response.status_code == 302
     ticket = next(iter(fake.tickets.values()))
     assert response.headers["Location"] == f"/tickets/{ticket['id']}"
-    assert ticket["title"] == "Arctic Monkeys, MSG" and str(ticket["price"]) == "1250.5"
+    assert ticket["title"] == "Arctic Monkeys, MSG" and ticket["price"] == Decimal("1250.5")
     html = text(visitor.get(response.headers["Location"]))
     assert "Arctic Monkeys, MSG" in html and "$1,250.50" in html
     assert "Your ticket is on sale" in html

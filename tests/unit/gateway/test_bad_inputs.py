@@ -12,7 +12,7 @@ from services.common import events
 from services.common.errors import BadRequest, Conflict
 from services.confirmation import domain as confirmation_domain
 from services.confirmation.mailers import MailSettings, OutboxDirMailer
-from services.tickets import domain as tickets_domain, models as tickets_models
+from services.tickets import domain as tickets_domain
 from tests.unit.gateway.conftest import errors_of
 
 ALICE, BOB = "a" * 32, "b" * 32
@@ -62,8 +62,8 @@ def test_idempotency_keys_are_scoped_to_the_user(client, signed_in, rpc):
     assert alice_1 == alice_2 and alice_1 != bob and len(bob) == 64
 
 
-def test_the_tickets_service_refuses_another_users_request_id_with_a_409(make_session, make_tx):
-    tx = make_tx(make_session(tickets_models), tickets_models)
+def test_the_tickets_service_refuses_another_users_request_id_with_a_409(make_store):
+    tx = make_store("tickets").begin()
     tickets_domain.list_ticket(tx, ALICE, "Show", 10, request_id="k" * 64)
     assert tickets_domain.list_ticket(tx, ALICE, "Show", 10, request_id="k" * 64).user_id == ALICE
     with pytest.raises(Conflict):
@@ -71,15 +71,15 @@ def test_the_tickets_service_refuses_another_users_request_id_with_a_409(make_se
 
 
 @pytest.mark.parametrize("cursor_payload", [["2026-01-01T00:00:00+00:00", "a\x00b"], ["x", "y"], "[" * 5000])
-def test_a_forged_cursor_is_a_400(make_session, cursor_payload):
+def test_a_forged_cursor_is_a_400(make_store, cursor_payload):
     raw = cursor_payload.encode() if isinstance(cursor_payload, str) else json.dumps(cursor_payload).encode()
     cursor = base64.urlsafe_b64encode(raw).decode()
     with pytest.raises(BadRequest):
-        tickets_domain.page_on_sale(make_session(tickets_models), 10, cursor)
+        tickets_domain.page_on_sale(make_store("tickets").session(), 10, cursor)
 
 
-def test_the_auth_service_refuses_an_over_long_email_before_the_database(make_session):
-    session = make_session(auth_models)
+def test_the_auth_service_refuses_an_over_long_email_before_the_database(make_store):
+    session = make_store("auth").session()
     with pytest.raises(BadRequest, match="Invalid credentials"):
         auth_domain.signin_email("a" * 300 + "@example.com", "long-enough")
     assert session.query(auth_models.ThrottleCounter).count() == 0

@@ -64,20 +64,6 @@ def test_health_and_openapi(client):
     assert document["openapi"].startswith("3.")
 
 
-def test_openapi_describes_every_route_and_nothing_else(app):
-    from gateway import openapi
-
-    documented = {(m.upper(), p) for m, p, *_ in openapi.OPERATIONS}
-    served = set()
-    for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith("/api"):
-            continue
-        path = rule.rule.replace("<ticket_id>", "{id}").replace("<order_id>", "{id}")
-        for method in rule.methods - {"HEAD", "OPTIONS"}:
-            served.add((method, path))
-    assert served == documented
-
-
 def test_rpc_timeouts_become_503(app):
     from gateway.rpc import RpcPool
 

@@ -1,16 +1,12 @@
-"""Order rules as plain functions on a real (SQLite) session, with the outbox replaced by a list."""
+"""Order rules as plain functions on the real store (SQLite); ``tx.emitted`` is what went into the outbox."""
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import create_engine
-from sqlalchemy.orm import Session
 
 from services.common import events
 from services.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from services.common.handlers import NotYetApplicable
-from services.common.migrations import upgrade
-from services.common.store import configure_engine
 from services.orders import domain
 from services.orders.models import Order, TicketReplica
 
@@ -18,33 +14,18 @@ SELLER, ALICE, BOB = "5" * 32, "a" * 32, "b" * 32
 TICKET = "7" * 32
 
 
-class FakeTx:
-    """A transaction whose outbox is a list (payloads still validated by the event contract)."""
-
-    def __init__(self, session):
-        self.session = session
-        self.emitted = []
-
-    def emit(self, name, **data):
-        payload = events.new_event(name, **data)
-        self.emitted.append((name, payload))
-        return payload
+@pytest.fixture
+def store(make_store):
+    return make_store("orders")  # the real migration, partial unique index included
 
 
 @pytest.fixture
-def engine(tmp_path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'orders.db'}")
-    configure_engine(engine)
-    upgrade("orders", engine)  # the real migration, partial unique index included
-    return engine
-
-
-@pytest.fixture
-def tx(engine):
-    with Session(engine, expire_on_commit=False) as session:
-        session.add(TicketReplica(id=TICKET, title="Concert", price=Decimal("12.50"), user_id=SELLER, version=0))
-        session.commit()
-        yield FakeTx(session)
+def tx(store):
+    tx = store.begin()
+    tx.session.add(TicketReplica(id=TICKET, title="Concert", price=Decimal("12.50"), user_id=SELLER, version=0))
+    tx.session.commit()
+    yield tx
+    tx.session.close()
 
 
 def ticket_event(version, title="Concert", price="12.50", ticket_id=TICKET):
@@ -120,7 +101,7 @@ def test_complete_order_cannot_be_cancelled_nor_expired(tx):
     assert order.version == 1 and len(tx.emitted) == 2
 
 
-def test_show_is_for_the_owner_and_list_is_oldest_first(tx, engine):
+def test_show_is_for_the_owner_and_list_is_oldest_first(tx):
     first = reserve(tx)
     with pytest.raises(Forbidden):
         domain.show_order(tx.session, first.id, BOB)
@@ -211,10 +192,10 @@ def test_replica_is_created_from_v0_only(tx):
     assert domain.apply_ticket(tx, ticket_event(0, ticket_id=new_ticket)).version == 0
 
 
-def test_a_concurrent_change_is_refused_not_overwritten(tx, engine):
+def test_a_concurrent_change_is_refused_not_overwritten(tx, store):
     order = reserve(tx)
     tx.session.commit()
-    with Session(engine) as other:
+    with store.session() as other:
         theirs = other.get(Order, order.id)
         theirs.status = "cancelled"
         other.commit()

@@ -3,7 +3,7 @@ import pytest
 
 from services.common.errors import BadRequest
 from services.orders import domain
-from tests.unit.orders.test_domain import ALICE, BOB, engine, reserve, tx  # noqa: F401 - fixtures
+from tests.unit.orders.test_domain import ALICE, BOB, reserve, store, tx  # noqa: F401 - fixtures
 
 
 def test_find_orders_by_user_and_status_newest_first(tx):

@@ -1,10 +1,10 @@
-"""Payment rules through the service class (``worker_factory``): a fake orders service, a real SQLite store.
+"""Payment rules through the service class (``worker_factory``) on a real SQLite store.
 
-The fake orders service keeps the contract of the real one: ``hold_for_payment``
-moves created -> awaiting:payment or raises 404/403/409, ``release_hold`` moves it
-back (or to cancelled once expired).
+The orders service it calls is the real one on a store of its own
+(tests/support/orders_for_payments.py): ``hold_for_payment`` moves created ->
+awaiting:payment or raises 404/403/409, ``release_hold`` moves it back (or to
+cancelled once expired), and the amount is the reserved price in integer cents.
 """
-from datetime import timedelta
 
 import pytest
 from nameko.testing.services import worker_factory
@@ -16,59 +16,9 @@ from services.common.errors import (BadRequest, Conflict, Forbidden, NotFound, P
 from services.payments.models import ChargeAttempt, Payment
 from services.payments.processors import ProcessorUnavailable, SandboxProcessor
 from services.payments.service import PaymentsService
-from tests.support.unit_store import unit_store
+from tests.support.orders_for_payments import OrdersForPayments
 
 ALICE, BOB = "a" * 32, "b" * 32
-
-
-class FakeOrders:
-    def __init__(self):
-        self.orders: dict[str, dict] = {}
-        self.calls: list = []
-
-    def add(self, order_id, status="created", user=ALICE, expires_in=60.0, price="12.50"):
-        self.orders[order_id] = {"id": order_id, "status": status, "userId": user, "version": 0,
-                                 "expiresAt": events.utcnow() + timedelta(seconds=expires_in),
-                                 "ticket": {"id": "7" * 32, "title": "Concert", "price": price}}
-        return order_id
-
-    def status(self, order_id):
-        return self.orders[order_id]["status"]
-
-    def hold_for_payment(self, order_id, user_id, holder=None):
-        self.calls.append(("hold_for_payment", order_id, user_id))
-        order = self.orders.get(order_id)
-        if order is None:
-            raise NotFound("Order not found")
-        if order["userId"] != user_id:
-            raise Forbidden("This order is not yours")
-        if order["status"] == "awaiting:payment" and holder is not None and order.get("heldBy") == holder:
-            return self._payable(order)
-        if order["status"] == "cancelled":
-            raise Conflict("Order is cancelled")
-        if order["status"] == "complete":
-            raise Conflict("Order is already paid")
-        if order["status"] == "awaiting:payment":
-            raise Conflict("Order is being paid")
-        if order["expiresAt"] <= events.utcnow():
-            raise Conflict("Order has expired")
-        order["status"], order["version"], order["heldBy"] = "awaiting:payment", order["version"] + 1, holder
-        return self._payable(order)
-
-    @staticmethod
-    def _payable(order):
-        cents = int(float(order["ticket"]["price"]) * 100)
-        return {**order, "expiresAt": events.isoformat(order["expiresAt"]), "amountCents": cents}
-
-    def release_hold(self, order_id, holder=None):
-        self.calls.append(("release_hold", order_id))
-        order = self.orders[order_id]
-        if holder is not None and order.get("heldBy") not in (None, holder):
-            return order
-        if order["status"] == "awaiting:payment":
-            order["status"] = "cancelled" if order["expiresAt"] <= events.utcnow() else "created"
-            order["version"] += 1
-        return order
 
 
 class FlakyProcessor(SandboxProcessor):
@@ -98,13 +48,13 @@ class FlakyProcessor(SandboxProcessor):
 
 
 @pytest.fixture
-def store(tmp_path):
-    return unit_store("payments", f"sqlite:///{tmp_path / 'payments.db'}")
+def store(make_store):
+    return make_store("payments")
 
 
 @pytest.fixture
-def orders():
-    return FakeOrders()
+def orders(make_store):
+    return OrdersForPayments(make_store("orders"))
 
 
 @pytest.fixture
@@ -192,13 +142,12 @@ def test_a_declined_card_is_a_402_releases_the_hold_and_another_card_can_pay(ser
 
 def test_a_decline_after_expiry_cancels_the_order(service, orders):
     order_id = orders.add("7" * 32, expires_in=60)
-    order = orders.orders[order_id]
 
     original_hold = orders.hold_for_payment
 
     def hold_then_expire(order_id, user_id, holder=None):
         held = original_hold(order_id, user_id, holder)
-        order["expiresAt"] = events.utcnow() - timedelta(seconds=1)  # time runs out mid-charge
+        orders.expire(order_id)  # time runs out mid-charge
         return held
 
     orders.hold_for_payment = hold_then_expire
@@ -289,7 +238,7 @@ def test_reconciliation_of_a_decline_after_expiry_cancels_the_order(service, ord
     processor.down = True
     with pytest.raises(ServiceUnavailable):
         service.charge(ALICE, order_id, "tok_chargeDeclined")
-    orders.orders[order_id]["expiresAt"] = events.utcnow() - timedelta(seconds=1)
+    orders.expire(order_id)
     processor.down = False
     service.reconcile_pending()
     assert orders.status(order_id) == "cancelled"
@@ -482,7 +431,7 @@ def test_the_processor_is_chosen_by_configuration(monkeypatch):
 def test_the_same_request_again_gets_the_first_payment_and_no_second_charge(service, store, orders, processor):
     order_id = orders.add("a1" * 16)
     first = service.charge(ALICE, order_id, "tok_visa", "req-1")
-    orders.orders[order_id]["status"] = "complete"  # orders applied payment:created meanwhile
+    orders.set(order_id, status="complete")  # orders applied payment:created meanwhile
     assert service.charge(ALICE, order_id, "tok_visa", "req-1") == first  # a redelivery or a client's retry
     assert len(processor.requests) == 1
     with pytest.raises(Conflict, match="already paid"):  # a new request for a paid order

@@ -4,30 +4,26 @@ import pytest
 
 from services.common import events
 from services.common.errors import BadRequest, Conflict, Forbidden, NotFound
-from services.tickets import domain, models
+from services.tickets import domain
 
 ALICE, BOB, ORDER = "a" * 32, "b" * 32, "c" * 32
 
 
 @pytest.fixture
-def session(make_session):
-    return make_session(models)
+def tx(make_store):
+    return make_store("tickets").begin()
 
 
 @pytest.fixture
-def tx(session, make_tx):
-    return make_tx(session, models)
-
-
-def emitted(tx):
-    return [(row.event_name, row.payload) for row in tx.outbox_rows]
+def session(tx):
+    return tx.session
 
 
 def test_listing_a_ticket_emits_created_in_the_same_transaction(tx):
     ticket = domain.list_ticket(tx, ALICE, "Show", Decimal("10"))
     assert ticket.version == 0 and ticket.price == Decimal("10.00")
-    assert emitted(tx) == [(events.TICKET_CREATED, emitted(tx)[0][1])]
-    assert emitted(tx)[0][1]["price"] == "10.00"
+    assert tx.emitted == [(events.TICKET_CREATED, tx.emitted[0][1])]
+    assert tx.emitted[0][1]["price"] == "10.00"
 
 
 def test_only_the_owner_edits(tx):
@@ -49,7 +45,7 @@ def test_every_change_bumps_the_version_and_announces_it(tx):
     domain.reserve(tx, ticket.id, ORDER)
     domain.release(tx, ticket.id, ORDER)
     assert ticket.version == 3
-    assert [(name, payload["version"]) for name, payload in emitted(tx)] == [
+    assert [(name, payload["version"]) for name, payload in tx.emitted] == [
         (events.TICKET_CREATED, 0), (events.TICKET_UPDATED, 1), (events.TICKET_UPDATED, 2),
         (events.TICKET_UPDATED, 3)]
 
