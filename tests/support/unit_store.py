@@ -13,6 +13,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 from services.common.migrations import upgrade
+from services.common.settings import ServiceSettings
 from services.common.store import StoreApi, configure_engine
 
 
@@ -27,7 +28,8 @@ def unit_store(service: str, url: str) -> StoreApi:
         published.extend((row.event_name, row.payload) for row in rows)
 
     provider = types.SimpleNamespace(engine=engine, outbox_model=models.OutboxMessage,
-                                     processed_model=models.ProcessedEvent, publish_rows=publish_rows)
+                                     processed_model=models.ProcessedEvent, publish_rows=publish_rows,
+                                     settings=ServiceSettings())
     store = StoreApi(provider, DatabaseWrapper(sessionmaker(bind=engine, class_=Session, expire_on_commit=False)))
     store.published = published
     return store
