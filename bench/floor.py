@@ -28,10 +28,11 @@ def floor_app():
     from flask import Flask, jsonify
 
     from gateway.rpc import RpcPool
-    from services.common import config
+    from gateway.settings import GatewaySettings
 
     app = Flask("bench_floor")
-    pool = RpcPool(config.nameko_config(), timeout=float(config.env("RPC_TIMEOUT", "5")))
+    settings = GatewaySettings.load()
+    pool = RpcPool(settings.nameko_config(), timeout=settings.rpc_timeout)
 
     @app.get("/floor")
     def floor():
@@ -52,9 +53,9 @@ def main(argv: list[str]) -> None:
         eventlet.monkey_patch()
         from nameko.cli.run import run
 
-        from services.common.config import nameko_config
+        from services.common.settings import ServiceSettings
 
-        config = nameko_config()
+        config = ServiceSettings.load().nameko_config()
         config.pop("WEB_SERVER_ADDRESS", None)
         run([service_class()], config)
     elif argv[:1] == ["web"]:

@@ -7,7 +7,6 @@ gateway's JSON API; see docs/frontend.md.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 
 from flask import Flask, g, redirect, render_template, request
@@ -17,7 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.common import web
 
-from . import settings
+from .settings import FrontendSettings, flask_config
 from .api import ApiError, GatewayUnavailable, gateway, make_http_session
 from .money import format_money
 from .views import auth, orders, tickets
@@ -44,13 +43,17 @@ ERROR_PAGES = {
 
 
 def create_app(config: dict | None = None) -> Flask:
+    """The frontend, with its settings (:class:`~frontend.settings.FrontendSettings`) read once, from
+    ``config`` first and then the environment; ``config``'s other keys go to Flask's config as they are."""
     app = Flask(__name__)
-    merged = settings.settings_from_env()
-    merged.update(config or {})
-    app.config.update(settings.finalise(merged))
+    config = config or {}
+    settings = FrontendSettings.load(config)
+    app.extensions["settings"] = settings
+    app.config.update(flask_config(settings))
+    app.config.update({key: value for key, value in config.items() if key not in FrontendSettings.names()})
     app.extensions["gateway_http"] = app.config.get("GATEWAY_HTTP") or make_http_session()
 
-    proxies = int(app.config.get("PROXY_COUNT") or os.environ.get("PROXY_COUNT") or 0)
+    proxies = settings.proxy_count
     if proxies:
         # Behind nginx / an Ingress: the browser's address (forwarded to the gateway for
         # sign-in throttling) is the one the trusted proxy saw.

@@ -1,48 +1,62 @@
-"""Configuration of the frontend, read from the environment.
+"""The frontend's settings (see :mod:`services.common.settings`), loaded once by ``create_app``.
 
-`create_app(config)` starts from `settings_from_env()` and lets an explicit
-dict override any key (tests point GATEWAY_URL at a fake gateway this way).
+``create_app(config)`` reads them from ``config`` first (tests point GATEWAY_URL at
+a fake gateway this way), then the environment; :func:`flask_config` turns them
+into the Flask app's config.
 """
-import logging
-import os
+from __future__ import annotations
 
-from services.common.config import require_secret, secret
+import logging
+from dataclasses import dataclass
+
+from services.common.config import require_secret
+from services.common.settings import CommonSettings, at_least_one, not_negative, positive, setting
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class FrontendSettings(CommonSettings):
+    # `ticketing up` serves gateway and frontend on one origin, so by default the frontend
+    # reaches the gateway on the same port.
+    gateway_url: str | None = setting(None, "where the frontend finds the API (default: http://127.0.0.1:$PORT)")
+    # A slow gateway gives a friendly page, not a hang.
+    gateway_timeout: float = setting(4.0, "seconds to wait for one gateway call", check=positive)
+    gateway_page_budget: float = setting(6.0, "seconds for all the gateway calls of one page together",
+                                         check=positive)
+    payment_timeout: float = setting(15.0, "seconds to wait for a charge (it talks to the card processor)",
+                                     check=positive)
+    secret_key: str | None = setting(None, "signs sessions and CSRF tokens: required, >= 32 bytes, no placeholder",
+                                     secret=True)
+    stripe_publishable_key: str | None = setting(None, "enables Stripe Elements on the pay form")
+    tickets_page_size: int = setting(24, "tickets on one page of the list", check=at_least_one)
+    proxy_count: int = setting(0, "trusted reverse proxies in front of the frontend (the browser's address)",
+                               check=not_negative)
 
-def settings_from_env(environ=None) -> dict:
-    env = os.environ if environ is None else environ
-    port = env.get("PORT") or "8080"
+    def __post_init__(self):
+        super().__post_init__()
+        # a missing, placeholder or short SECRET_KEY stops the frontend in every environment
+        require_secret("SECRET_KEY", self.secret_key)
+        self._derive("gateway_url", (self.gateway_url or f"http://127.0.0.1:{self.port}").rstrip("/"))
+
+
+def flask_config(settings: FrontendSettings) -> dict:
+    """The Flask config of the frontend's app."""
     return {
-        "TICKETING_ENV": env.get("TICKETING_ENV", "development"),
-        # `ticketing up` serves gateway and frontend on one origin, so by
-        # default the frontend reaches the gateway on the same port.
-        "GATEWAY_URL": env.get("GATEWAY_URL") or f"http://127.0.0.1:{port}",
-        # Seconds to wait for one gateway call, and for all the calls of one
-        # page together: a slow gateway gives a friendly page, not a hang.
-        "GATEWAY_TIMEOUT": float(env.get("GATEWAY_TIMEOUT", "4")),
-        "GATEWAY_PAGE_BUDGET": float(env.get("GATEWAY_PAGE_BUDGET", "6")),
-        # A charge talks to the card processor: give it longer before giving up.
-        "PAYMENT_TIMEOUT": float(env.get("PAYMENT_TIMEOUT", "15")),
-        "SECRET_KEY": (env.get("SECRET_KEY") or None) if environ is not None else secret("SECRET_KEY"),
-        "STRIPE_PUBLISHABLE_KEY": env.get("STRIPE_PUBLISHABLE_KEY") or None,
-        "TICKETS_PAGE_SIZE": int(env.get("TICKETS_PAGE_SIZE", "24")),
+        "TICKETING_ENV": settings.ticketing_env,
+        "GATEWAY_URL": settings.gateway_url,
+        "GATEWAY_TIMEOUT": settings.gateway_timeout,
+        "GATEWAY_PAGE_BUDGET": settings.gateway_page_budget,
+        "PAYMENT_TIMEOUT": settings.payment_timeout,
+        "SECRET_KEY": settings.secret_key,
+        "STRIPE_PUBLISHABLE_KEY": settings.stripe_publishable_key,
+        "TICKETS_PAGE_SIZE": settings.tickets_page_size,
+        "PROXY_COUNT": settings.proxy_count,
+        "SESSION_COOKIE_NAME": "frontend_session",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": settings.is_production,
+        # The CSRF token lives as long as the session: an order page left open
+        # for the whole payment window still submits.
+        "WTF_CSRF_TIME_LIMIT": None,
     }
-
-
-def finalise(config: dict) -> dict:
-    """Fill in derived settings and refuse an unsafe set-up: a missing, placeholder or short
-    SECRET_KEY stops the frontend in every environment (it signs sessions and CSRF tokens)."""
-    production = config.get("TICKETING_ENV") == "production"
-    config["SECRET_KEY"] = require_secret("SECRET_KEY", config.get("SECRET_KEY"))
-    config.setdefault("SESSION_COOKIE_NAME", "frontend_session")
-    config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    config.setdefault("SESSION_COOKIE_SECURE", production)
-    # The CSRF token lives as long as the session: an order page left open
-    # for the whole payment window still submits.
-    config.setdefault("WTF_CSRF_TIME_LIMIT", None)
-    config["GATEWAY_URL"] = config["GATEWAY_URL"].rstrip("/")
-    return config

@@ -8,7 +8,7 @@ from nameko.exceptions import RemoteError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from services.common import config, keys, web
+from services.common import keys, web
 from services.common.errors import ServiceUnavailable, TicketingError
 
 from . import guards, openapi
@@ -16,6 +16,7 @@ from .api import health, orders, payments, tickets, users
 from .http import DecimalJSONProvider
 from .revocations import RevocationList
 from .rpc import RpcPool
+from .settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
@@ -32,25 +33,28 @@ INFRASTRUCTURE_ERRORS = frozenset({
 
 
 def create_app(overrides: dict | None = None) -> Flask:
+    """The gateway, with its settings (:class:`~gateway.settings.GatewaySettings`) read once, from
+    ``overrides`` first and then the environment; ``overrides``' other keys go to Flask's config."""
     app = Flask(__name__)
     app.json_provider_class = DecimalJSONProvider
     app.json = DecimalJSONProvider(app)
+    overrides = overrides or {}
+    settings = GatewaySettings.load(overrides)
+    app.extensions["settings"] = settings
     app.config.update(
         MAX_CONTENT_LENGTH=MAX_BODY,
-        COOKIE_SECURE=config.is_production(),
-        NAMEKO=config.nameko_config(),
-        RPC_TIMEOUT=float(config.env("RPC_TIMEOUT", "5")),
-        PROXY_COUNT=config.env_int("PROXY_COUNT", 0),
-        PUBLIC_URL=config.public_url(),
-        REVOCATION_POLL_SECONDS=float(config.env("REVOCATION_POLL_SECONDS", "1")),
+        COOKIE_SECURE=settings.is_production,
+        NAMEKO=settings.nameko_config(),
+        PUBLIC_URL=settings.public_url,
     )
-    app.config.update(overrides or {})
+    app.config.update({key: value for key, value in overrides.items() if key not in GatewaySettings.names()})
     keys.public_key()  # refuse to start without a proper verifying key, in every environment
 
-    if app.config["PROXY_COUNT"]:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"], x_proto=1, x_host=1)
-    app.rpc = app.config.get("RPC_POOL") or RpcPool(app.config["NAMEKO"], timeout=app.config["RPC_TIMEOUT"])
-    app.revocations = RevocationList(app.rpc, app.config["REVOCATION_POLL_SECONDS"])
+    if settings.proxy_count:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_count, x_proto=1, x_host=1)
+    app.rpc = app.config.get("RPC_POOL") or RpcPool(app.config["NAMEKO"], timeout=settings.rpc_timeout)
+    app.revocations = RevocationList(app.rpc, settings.revocation_poll_seconds,
+                                     horizon=settings.access_token_ttl + settings.jwt_leeway_seconds)
     app.revocations.start()
 
     web.instrument(app, "gateway")

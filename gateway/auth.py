@@ -6,7 +6,7 @@ import functools
 
 from flask import current_app, g, request
 
-from services.common import config, tokens
+from services.common import tokens
 from services.common.errors import NotAuthorized
 
 ACCESS_COOKIE = "ticketing_access"
@@ -22,7 +22,7 @@ def current_user() -> dict | None:
         user = None
         if token:
             try:
-                claims = tokens.access_claims(token)
+                claims = tokens.access_claims(token, leeway=current_app.extensions["settings"].jwt_leeway_seconds)
                 if not current_app.revocations.is_revoked(claims):
                     user = {"id": claims["sub"], "email": claims["email"]}
             except NotAuthorized:
@@ -44,9 +44,10 @@ def require_user(view):
 
 def set_auth_cookies(response, session: dict):
     secure = current_app.config["COOKIE_SECURE"]
-    response.set_cookie(ACCESS_COOKIE, session["accessToken"], max_age=config.access_token_ttl(),
+    settings = current_app.extensions["settings"]
+    response.set_cookie(ACCESS_COOKIE, session["accessToken"], max_age=settings.access_token_ttl,
                         httponly=True, samesite="Lax", secure=secure, path="/")
-    response.set_cookie(REFRESH_COOKIE, session["refreshToken"], max_age=config.refresh_token_ttl(),
+    response.set_cookie(REFRESH_COOKIE, session["refreshToken"], max_age=settings.refresh_token_ttl,
                         httponly=True, samesite="Lax", secure=secure, path="/")
     return response
 

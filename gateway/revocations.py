@@ -14,15 +14,16 @@ import logging
 import threading
 import time
 
-from services.common import config, tokens
 
 log = logging.getLogger(__name__)
 
 
 class RevocationList:
-    def __init__(self, rpc_pool, interval: float):
+    def __init__(self, rpc_pool, interval: float, horizon: float):
+        """Pull every ``interval`` seconds (0: never); forget entries ``horizon`` seconds old."""
         self.rpc = rpc_pool
         self.interval = interval
+        self.horizon = horizon
         self.last = 0
         self._users: dict[str, float] = {}  # user id -> not before (epoch seconds)
         self._sessions: dict[str, float] = {}  # session id -> when it was signed out
@@ -44,7 +45,7 @@ class RevocationList:
                 else:
                     self._users[entry["userId"]] = max(entry["notBefore"], self._users.get(entry["userId"], 0))
             self.last = max(self.last, int(page.get("last") or 0))
-            horizon = time.time() - config.access_token_ttl() - tokens.leeway()
+            horizon = time.time() - self.horizon
             for table in (self._users, self._sessions):
                 for key in [k for k, at in table.items() if at < horizon]:
                     del table[key]

@@ -28,6 +28,12 @@ if not os.environ.get("JWT_PRIVATE_KEY"):
     os.environ["JWT_PRIVATE_KEY"], os.environ["JWT_PUBLIC_KEY"] = new_key_pair()
 os.environ.setdefault("SECRET_KEY", "test-frontend-secret-" + uuid.uuid4().hex)
 
+# Rules tests hash passwords without an auth service: the process's hasher gets the cheap cost too.
+from services.auth import passwords  # noqa: E402
+from services.auth.settings import AuthSettings  # noqa: E402
+
+passwords.configure(AuthSettings.load())
+
 from tests.support import live, rabbit  # noqa: E402
 from tests.support.postgres import PostgresAdmin  # noqa: E402
 

@@ -29,6 +29,17 @@ WEB = ("gateway", "frontend", "web")
 COMPONENTS = SERVICES + WEB
 
 
+def settings_class(name: str):
+    """The settings class of service ``name`` (``services.<name>.settings``)."""
+    from services.common.settings import ServiceSettings
+
+    module = importlib.import_module(f"services.{name}.settings")
+    for value in vars(module).values():
+        if isinstance(value, type) and issubclass(value, ServiceSettings) and getattr(value, "service", None) == name:
+            return value
+    raise LookupError(f"services.{name}.settings defines no settings of {name!r}")
+
+
 def service_class(name: str):
     module = importlib.import_module(f"services.{name}.service")
     for value in vars(module).values():
@@ -44,10 +55,10 @@ def run_service(name: str) -> None:
     from nameko.cli.run import run
 
     from services.common import logs
-    from services.common.config import nameko_config
 
-    config = nameko_config(name)
-    logs.setup(name)
+    settings = settings_class(name).load()  # a bad value stops the service here, naming the setting
+    config = settings.nameko_config()
+    logs.setup(name, settings.log_level)
     supervise(name, lambda: run([service_class(name)], config))
 
 
@@ -135,28 +146,28 @@ def run_web(component: str) -> None:
     import tempfile
 
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix=f"ticketing-{component}-metrics-"))
-    from services.common import config, logs
+    from services.common import logs
 
-    from .web import serve
+    from .web import WebSettings, serve
 
-    logs.setup(component)
+    settings = WebSettings.load()
+    logs.setup(component, settings.log_level)
     # metrics and recent errors on a port of their own, never behind the public Ingress
-    metrics_port = config.env_int("METRICS_PORT", 9100)
-    if metrics_port:
+    if settings.metrics_port:
         from services.common.web import serve_side_port
 
-        serve_side_port(config.env("HEALTH_HOST", "0.0.0.0"), metrics_port)
+        serve_side_port(settings.health_host, settings.metrics_port)
     serve(component)
 
 
 def migrate(names: list[str]) -> None:
-    from services.common.config import SERVICES_WITH_DATABASE, database_url
+    from services.common.config import SERVICES_WITH_DATABASE
     from services.common.migrations import upgrade
 
     for name in names or SERVICES_WITH_DATABASE:
         if name not in SERVICES_WITH_DATABASE:
             raise SystemExit(f"{name} has no database")
-        upgrade(name, database_url(name))
+        upgrade(name, settings_class(name).load().database_url())
         print(f"migrated {name}")
 
 
@@ -170,14 +181,15 @@ def shell() -> None:
 
     from nameko.cli.shell import ShellRunner, make_nameko_helper
 
-    from services.common.config import amqp_uri
+    from services.common.settings import CommonSettings
 
-    uri = urlsplit(amqp_uri())
+    amqp_uri = CommonSettings.load().amqp_uri
+    uri = urlsplit(amqp_uri)
     shown = uri._replace(netloc=uri.netloc.rsplit("@", 1)[-1]).geturl()
     banner = (f"Ticketing operator shell on {shown}\n"
               "n.rpc.<service>.<method>(...), e.g. n.rpc.orders.find_orders(status='cancelled'); "
               "recipes: README, Operating it")
-    ShellRunner(banner, {"n": make_nameko_helper({"AMQP_URI": amqp_uri(), "serializer": "json"})}).start_shell(None)
+    ShellRunner(banner, {"n": make_nameko_helper({"AMQP_URI": amqp_uri, "serializer": "json"})}).start_shell(None)
 
 
 def parse_replicas(values: list[str]) -> dict[str, int]:
@@ -207,17 +219,18 @@ def broker_users() -> None:
     import requests
 
     from services.common import broker_users as rules
-    from services.common.config import env, env_int
+    from services.common.config import env
 
+    settings = rules.BrokerSetupSettings.load()
     http = requests.Session()
-    http.auth = (env("RABBITMQ_ADMIN_USER", "guest"), env("RABBITMQ_ADMIN_PASSWORD", "guest"))
-    url, vhost = env("RABBITMQ_MANAGEMENT_URL", "http://localhost:15672").rstrip("/"), env("RABBITMQ_VHOST", "/")
+    http.auth = (settings.rabbitmq_admin_user, settings.rabbitmq_admin_password)
+    url, vhost = settings.management_url, settings.rabbitmq_vhost
     passwords = {}
     for component in rules.COMPONENTS:
         passwords[component] = env(f"{component.upper()}_AMQP_PASSWORD")
         if not passwords[component]:
             raise SystemExit(f"{component.upper()}_AMQP_PASSWORD is not set")
-    deadline = time.monotonic() + env_int("RABBITMQ_WAIT_SECONDS", 60)
+    deadline = time.monotonic() + settings.rabbitmq_wait_seconds
     vhost_url = f"{url}/api/vhosts/{quote(vhost, safe='')}"
     while True:
         try:

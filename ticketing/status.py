@@ -75,12 +75,12 @@ def component_status(urls: dict) -> dict:
             "errors": errors.get("errors", []) if isinstance(errors, dict) else []}
 
 
-def collect(components: dict, amqp_uri: str) -> dict:
+def collect(components: dict, amqp_uri: str, management_url: str | None = None) -> dict:
     from services.common import broker
 
     report = {"components": {name: component_status(urls) for name, urls in components.items()}}
     try:
-        report["queues"] = broker.summary(amqp_uri)
+        report["queues"] = broker.summary(amqp_uri, management_url)
     except Exception as exc:  # the broker itself is away
         report["queues"] = {"error": f"broker unreachable ({type(exc).__name__})"}
     return report
@@ -118,7 +118,9 @@ def render(report: dict, last: int = 5) -> str:
 
 
 def main(args) -> int:
-    from services.common import config
+    from services.common.settings import CommonSettings
+
+    settings = CommonSettings.load()
 
     components = read_state()
     for item in args.component or []:
@@ -129,6 +131,6 @@ def main(args) -> int:
         print("No components known: start `ticketing up` (it writes "
               f"{state_path()}) or pass --component name=http://host:port")
         return 2
-    report = collect(components, config.amqp_uri())
+    report = collect(components, settings.amqp_uri, settings.rabbitmq_management_url)
     print(json.dumps(report, indent=2) if args.json else render(report))
     return 0 if all(info["ready"] for info in report["components"].values()) else 1

@@ -37,6 +37,7 @@ import time
 from collections import deque
 from concurrent import futures
 from contextlib import ExitStack
+import dataclasses
 from dataclasses import dataclass
 from functools import partial
 
@@ -44,7 +45,7 @@ from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers import gthread
 
-from services.common import config
+from services.common.settings import CommonSettings, at_least_one, not_negative, positive, setting
 
 log = logging.getLogger(__name__)
 
@@ -79,36 +80,35 @@ def usable_cores() -> int:
 
 
 @dataclass(frozen=True)
-class WebSettings:
-    """How the web process serves; every field has a ``WEB_*`` environment variable."""
+class WebSettings(CommonSettings):
+    """How the web process (gunicorn: the gateway, the frontend or both) serves (see
+    :mod:`services.common.settings`). The defaults left None depend on the machine: :meth:`sized`."""
 
-    host: str
-    port: int
-    workers: int
-    threads: int
-    max_connections: int
-    max_pending: int
-    queue_timeout: float
-    keepalive: int
-    backlog: int
-    timeout: int
-    graceful_timeout: int
+    host: str = setting("0.0.0.0", "the address the web process listens on")
+    port: int = setting(8000, "where the web process listens (`ticketing up` sets 8080)")
+    metrics_port: int = setting(9100, "where the web process serves /metrics and /errors (0: nowhere)",
+                                check=not_negative)
+    web_workers: int | None = setting(None, "web server processes (default: the usable cores)", check=at_least_one)
+    web_threads: int = setting(16, "request threads per web worker", check=at_least_one)
+    web_max_connections: int | None = setting(
+        None, "connections per web worker (default: open-files limit - 256, at most 10,000)", check=at_least_one)
+    web_max_pending: int | None = setting(
+        None, "requests a web worker admits at once, running or waiting (default: 4 x WEB_THREADS)",
+        check=at_least_one)
+    web_queue_timeout: float = setting(0.5, "seconds an admitted request may wait for a thread before a 503",
+                                       check=positive)
+    web_keepalive: int = setting(30, "seconds an idle keep-alive connection stays open", check=not_negative)
+    web_backlog: int = setting(2048, "connections waiting in the kernel's backlog", check=at_least_one)
+    web_timeout: int = setting(30, "seconds before a silent worker is restarted", check=positive)
+    web_graceful_timeout: int = setting(5, "seconds a stopping worker may finish its requests", check=not_negative)
 
-    @classmethod
-    def from_env(cls, fd_limit: int) -> "WebSettings":
-        threads = config.env_int("WEB_THREADS", 16)
-        return cls(
-            host=config.env("HOST", "0.0.0.0"),
-            port=config.env_int("PORT", 8000),
-            workers=config.env_int("WEB_WORKERS", usable_cores()),
-            threads=threads,
-            max_connections=config.env_int("WEB_MAX_CONNECTIONS", max(64, min(10_000, fd_limit - RESERVED_FDS))),
-            max_pending=config.env_int("WEB_MAX_PENDING", threads * 4),
-            queue_timeout=float(config.env("WEB_QUEUE_TIMEOUT", "0.5")),
-            keepalive=config.env_int("WEB_KEEPALIVE", 30),
-            backlog=config.env_int("WEB_BACKLOG", 2048),
-            timeout=config.env_int("WEB_TIMEOUT", 30),
-            graceful_timeout=config.env_int("WEB_GRACEFUL_TIMEOUT", 5),
+    def sized(self, fd_limit: int) -> "WebSettings":
+        """These settings with the machine-dependent defaults filled in (``fd_limit``: open files allowed)."""
+        return dataclasses.replace(
+            self,
+            web_workers=self.web_workers or usable_cores(),
+            web_max_connections=self.web_max_connections or max(64, min(10_000, fd_limit - RESERVED_FDS)),
+            web_max_pending=self.web_max_pending or self.web_threads * 4,
         )
 
 
@@ -161,9 +161,10 @@ class BoundedThreadWorker(gthread.ThreadWorker):
         self.lingering: deque = deque()  # (deadline, conn) of half-closed connections, oldest first
 
     def init_process(self):
-        settings = WebSettings.from_env(raise_fd_limit())
-        self.max_pending = settings.max_pending
-        self.queue_timeout = settings.queue_timeout
+        raise_fd_limit()
+        settings = self.app.settings  # the WebServer's, read once by the master
+        self.max_pending = settings.web_max_pending
+        self.queue_timeout = settings.web_queue_timeout
         self.spare = futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="web-busy")
         super().init_process()
 
@@ -321,7 +322,7 @@ def _child_exit(_server, worker) -> None:
 
 
 class WebServer(BaseApplication):
-    """gunicorn configured from the environment (:class:`WebSettings`), serving one WSGI app."""
+    """gunicorn configured by :class:`WebSettings`, serving one WSGI app."""
 
     def __init__(self, component: str, settings: WebSettings, load_app=None):
         """``load_app()`` builds the WSGI app in each worker (default: the component's, see ticketing.cli)."""
@@ -333,17 +334,17 @@ class WebServer(BaseApplication):
         options = {
             "bind": [f"[{s.host}]:{s.port}" if ":" in s.host else f"{s.host}:{s.port}"],
             "worker_class": f"{__name__}.BoundedThreadWorker",
-            "workers": s.workers,
-            "threads": s.threads,
-            "worker_connections": s.max_connections,
-            "keepalive": s.keepalive,
-            "backlog": s.backlog,
-            "timeout": s.timeout,
-            "graceful_timeout": s.graceful_timeout,
+            "workers": s.web_workers,
+            "threads": s.web_threads,
+            "worker_connections": s.web_max_connections,
+            "keepalive": s.web_keepalive,
+            "backlog": s.web_backlog,
+            "timeout": s.web_timeout,
+            "graceful_timeout": s.web_graceful_timeout,
             "proc_name": f"ticketing-{self.component}",
             "errorlog": "-",
             "logger_class": f"{__name__}.ProcessLogger",
-            "loglevel": config.env("LOG_LEVEL", "INFO").lower(),
+            "loglevel": s.log_level.lower(),
             "accesslog": None,
             # Each worker builds its own app, hence its own broker connections: never shared across fork.
             "preload_app": False,
@@ -366,8 +367,8 @@ class WebServer(BaseApplication):
 def serve(component: str, load_app=None) -> None:
     """Run the web server in the foreground until SIGTERM/SIGINT (gunicorn's arbiter owns the signals)."""
     fd_limit = raise_fd_limit()
-    settings = WebSettings.from_env(fd_limit)
+    settings = WebSettings.load().sized(fd_limit)
     log.info("serving %s on http://%s:%s with %s workers x %s threads, at most %s requests admitted per worker "
-             "(open files: %s)", component, settings.host, settings.port, settings.workers, settings.threads,
-             settings.max_pending, fd_limit)
+             "(open files: %s)", component, settings.host, settings.port, settings.web_workers, settings.web_threads,
+             settings.web_max_pending, fd_limit)
     WebServer(component, settings, load_app).run()

@@ -1,4 +1,7 @@
-"""Auth rules: sign-up, sign-in with throttling, rotating refresh tokens with reuse detection."""
+"""Auth rules: sign-up, sign-in with throttling, rotating refresh tokens with reuse detection.
+
+Limits and lifetimes come from auth's settings (``settings=``, the service passes its own);
+without them, the settings' defaults."""
 from __future__ import annotations
 
 import base64
@@ -12,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from services.common import config, keys, tokens
+from services.common import keys, tokens
 from services.common.errors import BadRequest, Forbidden, NotAuthorized, NotFound, TooManyRequests
 from services.common.store import UTCDateTime, utcnow
 from services.common.validation import (MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, Credentials, forbidden_character,
@@ -20,17 +23,21 @@ from services.common.validation import (MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, C
 
 from . import passwords
 from .models import RefreshToken, Revocation, ThrottleCounter, User, new_id
+from .settings import AuthSettings
+
+DEFAULTS = AuthSettings()
 
 #: Sign-in attempts are counted per email and per client address *before* the password is
 #: checked (so a burst of parallel guesses is counted too); a success forgets them again.
 #: Per email, the first FREE_ATTEMPTS_PER_EMAIL are free, then each further attempt must wait a
 #: delay that doubles up to MAX_EMAIL_DELAY: slow for a guesser, never a long lockout of the owner.
 FREE_ATTEMPTS_PER_EMAIL = 5
-MAX_EMAIL_DELAY = timedelta(seconds=config.env_int("AUTH_MAX_EMAIL_DELAY_SECONDS", 60))
+#: (``AUTH_MAX_EMAIL_DELAY_SECONDS``)
+MAX_EMAIL_DELAY = timedelta(seconds=DEFAULTS.auth_max_email_delay_seconds)
 #: per client address, a hard limit per window (an attacker's own address, not a victim's account)
-MAX_FAILURES_PER_CLIENT = config.env_int("AUTH_MAX_FAILURES_PER_CLIENT", 20)
+MAX_FAILURES_PER_CLIENT = DEFAULTS.auth_max_failures_per_client
 #: sign-ups per client address per window (each costs a memory-hard hash)
-MAX_SIGNUPS_PER_CLIENT = config.env_int("AUTH_MAX_SIGNUPS_PER_CLIENT", 10)
+MAX_SIGNUPS_PER_CLIENT = DEFAULTS.auth_max_signups_per_client
 FAILURE_WINDOW = timedelta(minutes=15)
 #: an address or a test label; anything longer is not an address
 MAX_CLIENT_LENGTH = 64
@@ -40,21 +47,23 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_session(session, user: User, family_id: str | None = None, refresh: str | None = None) -> dict:
+def issue_session(session, user: User, family_id: str | None = None, refresh: str | None = None,
+                  settings: AuthSettings = DEFAULTS) -> dict:
     """Access token + a new refresh token (stored hashed) for ``user``."""
     refresh = refresh or secrets.token_urlsafe(32)
     family_id = family_id or new_id()
     session.add(RefreshToken(
         id=new_id(), user_id=user.id, family_id=family_id, token_hash=_hash_token(refresh),
-        expires_at=utcnow() + timedelta(seconds=config.refresh_token_ttl()),
+        expires_at=utcnow() + timedelta(seconds=settings.refresh_token_ttl),
     ))
-    return _session_of(user, family_id, refresh)
+    return _session_of(user, family_id, refresh, settings)
 
 
-def _session_of(user: User, family_id: str, refresh: str) -> dict:
+def _session_of(user: User, family_id: str, refresh: str, settings: AuthSettings) -> dict:
     return {
         "user": user.to_dict(),
-        "accessToken": tokens.issue_access_token(user.id, user.email, session_id=family_id),
+        "accessToken": tokens.issue_access_token(user.id, user.email, session_id=family_id,
+                                                 ttl=settings.access_token_ttl),
         "refreshToken": refresh,
     }
 
@@ -72,7 +81,7 @@ def check_credentials(email, password) -> Credentials:
     return validate(Credentials, {"email": email, "password": password})
 
 
-def sign_up(session, email, password) -> dict:
+def sign_up(session, email, password, settings: AuthSettings = DEFAULTS) -> dict:
     creds = check_credentials(email, password)
     if session.scalars(select(User).where(User.email == creds.email)).first():
         raise BadRequest("Email in use", field="email")
@@ -83,7 +92,7 @@ def sign_up(session, email, password) -> dict:
     except IntegrityError:  # a concurrent sign-up with the same email won
         session.rollback()
         raise BadRequest("Email in use", field="email") from None
-    return issue_session(session, user)
+    return issue_session(session, user, settings=settings)
 
 
 def _client(client) -> str | None:
@@ -111,11 +120,11 @@ def count(session, key: str, now=None) -> tuple[int, object]:
     return counted, blocked_until
 
 
-def email_delay(attempts: int) -> timedelta:
-    """How long the next attempt on an email waits after ``attempts`` in the window."""
+def email_delay(attempts: int, longest: timedelta = MAX_EMAIL_DELAY) -> timedelta:
+    """How long the next attempt on an email waits after ``attempts`` in the window (at most ``longest``)."""
     if attempts < FREE_ATTEMPTS_PER_EMAIL:
         return timedelta(0)
-    return min(timedelta(seconds=2 ** (attempts - FREE_ATTEMPTS_PER_EMAIL)), MAX_EMAIL_DELAY)
+    return min(timedelta(seconds=2 ** (attempts - FREE_ATTEMPTS_PER_EMAIL)), longest)
 
 
 def signin_email(email, password) -> str:
@@ -126,7 +135,7 @@ def signin_email(email, password) -> str:
     return email.strip().lower()
 
 
-def count_signin_attempt(session, email: str, client: str | None) -> None:
+def count_signin_attempt(session, email: str, client: str | None, settings: AuthSettings = DEFAULTS) -> None:
     """Record one sign-in attempt before the password is checked; 429 when over a limit.
 
     The caller commits this in its own transaction first, so the attempt counts even if the
@@ -135,27 +144,28 @@ def count_signin_attempt(session, email: str, client: str | None) -> None:
     client = _client(client)
     if client:
         attempts, _ = count(session, f"client:{client}", now)
-        if attempts > MAX_FAILURES_PER_CLIENT:
+        if attempts > settings.auth_max_failures_per_client:
             raise TooManyRequests()
     key = f"email:{email}"
     attempts, blocked_until = count(session, key, now)
     if blocked_until is not None and blocked_until > now:
         wait = int((blocked_until - now).total_seconds()) + 1
         raise TooManyRequests(f"Too many attempts, try again in {wait} second{'s' if wait != 1 else ''}")
-    delay = email_delay(attempts)
+    delay = email_delay(attempts, timedelta(seconds=settings.auth_max_email_delay_seconds))
     if delay:
         session.execute(update(ThrottleCounter).where(ThrottleCounter.key == key)
                         .values(blocked_until=now + delay))
 
 
-def count_signup(session, client: str | None) -> None:
+def count_signup(session, client: str | None, settings: AuthSettings = DEFAULTS) -> None:
     """Record one sign-up from ``client`` (before hashing); 429 over the limit."""
     client = _client(client)
-    if client and count(session, f"signup:{client}")[0] > MAX_SIGNUPS_PER_CLIENT:
+    if client and count(session, f"signup:{client}")[0] > settings.auth_max_signups_per_client:
         raise TooManyRequests()
 
 
-def sign_in(session, email: str, password: str, client: str | None = None) -> dict | None:
+def sign_in(session, email: str, password: str, client: str | None = None,
+            settings: AuthSettings = DEFAULTS) -> dict | None:
     """Returns the new session, or None for bad credentials. The attempt was counted already
     (:func:`count_signin_attempt`); a success forgets it."""
     user = session.scalars(select(User).where(User.email == email)).first()
@@ -168,10 +178,10 @@ def sign_in(session, email: str, password: str, client: str | None = None) -> di
         session.execute(update(ThrottleCounter).where(ThrottleCounter.key == f"client:{_client(client)}",
                                                       ThrottleCounter.count > 0)
                         .values(count=ThrottleCounter.count - 1))
-    return issue_session(session, user)
+    return issue_session(session, user, settings=settings)
 
 
-def refresh(session, presented: str) -> dict | None:
+def refresh(session, presented: str, settings: AuthSettings = DEFAULTS) -> dict | None:
     """Rotate a refresh token. Presenting a rotated one again within REFRESH_GRACE_SECONDS (two
     tabs refreshing together) gives the same successor; later, it is reuse: the whole family is
     revoked (returns None; the caller commits that, then refuses)."""
@@ -187,19 +197,15 @@ def refresh(session, presented: str) -> dict | None:
         raise NotAuthorized()
     successor = successor_of(presented)
     if token.rotated_at is not None:
-        if now - token.rotated_at <= timedelta(seconds=refresh_grace_seconds()):
+        if now - token.rotated_at <= timedelta(seconds=settings.refresh_grace_seconds):
             current = session.scalars(select(RefreshToken).where(
                 RefreshToken.token_hash == _hash_token(successor))).first()
             if current is not None and current.revoked_at is None:
-                return _session_of(user, token.family_id, successor)
+                return _session_of(user, token.family_id, successor, settings)
         revoke_family(session, token.family_id)
         return None
     token.rotated_at = now
-    return issue_session(session, user, family_id=token.family_id, refresh=successor)
-
-
-def refresh_grace_seconds() -> int:
-    return config.env_int("REFRESH_GRACE_SECONDS", 10)
+    return issue_session(session, user, family_id=token.family_id, refresh=successor, settings=settings)
 
 
 def revoke_family(session, family_id: str) -> None:
@@ -247,10 +253,10 @@ def restore_user(session, email: str) -> dict:
     return user.to_dict()
 
 
-def revocations_since(session, after: int = 0, limit: int = 1000) -> dict:
+def revocations_since(session, after: int = 0, limit: int = 1000, settings: AuthSettings = DEFAULTS) -> dict:
     """Revocations newer than id ``after`` that can still matter (an access token lives
     ACCESS_TOKEN_TTL + leeway): what a gateway pulls to refuse revoked access tokens."""
-    horizon = utcnow() - timedelta(seconds=config.access_token_ttl() + tokens.leeway())
+    horizon = utcnow() - timedelta(seconds=settings.access_token_ttl + settings.jwt_leeway_seconds)
     after = after if isinstance(after, int) and not isinstance(after, bool) else 0
     rows = session.scalars(select(Revocation).where(Revocation.id > after, Revocation.created_at >= horizon)
                            .order_by(Revocation.id).limit(limit)).all()

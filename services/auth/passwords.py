@@ -6,31 +6,49 @@ memory: at most ``ARGON2_MAX_CONCURRENT`` (default 2) run at once, the others
 wait up to ``ARGON2_QUEUE_SECONDS`` (default 3, under the gateway's RPC timeout)
 and then get a 503 to retry. Size the container's memory limit to
 ``base (~160 MiB) + ARGON2_MAX_CONCURRENT x ARGON2_MEMORY_KIB``.
+
+The hasher is the process's: :class:`PasswordHashing` (a dependency provider of the
+auth service) sets it up from auth's settings when the service starts; until then
+(rules tests) it has the settings' defaults.
 """
 from __future__ import annotations
-
-import os
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from eventlet import tpool
 from eventlet.semaphore import Semaphore
+from nameko.extensions import DependencyProvider
 
 from services.common.errors import ServiceUnavailable
+from services.common.settings import settings_of
 
-# RFC 9106's second recommended profile by default; tests may lower the cost by environment.
-MEMORY_KIB = int(os.environ.get("ARGON2_MEMORY_KIB", str(64 * 1024)))
-MAX_CONCURRENT = max(1, int(os.environ.get("ARGON2_MAX_CONCURRENT", "2")))
-QUEUE_SECONDS = float(os.environ.get("ARGON2_QUEUE_SECONDS", "3"))
+from .settings import AuthSettings
 
-_hasher = PasswordHasher(
-    time_cost=int(os.environ.get("ARGON2_TIME_COST", "3")),
-    memory_cost=MEMORY_KIB,
-    parallelism=int(os.environ.get("ARGON2_PARALLELISM", "4")),
-)
-_slots = Semaphore(MAX_CONCURRENT)
+_hasher: PasswordHasher
+_slots: Semaphore
+QUEUE_SECONDS: float
 #: verified against when the email is unknown, so timing does not reveal which emails exist
 _DUMMY_HASH = None
+
+
+def configure(settings: AuthSettings) -> None:
+    """Hash with ``settings``' cost, at most ``ARGON2_MAX_CONCURRENT`` at once."""
+    global _hasher, _slots, QUEUE_SECONDS, _DUMMY_HASH
+    _hasher = PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib,
+                             parallelism=settings.argon2_parallelism)
+    _slots = Semaphore(settings.argon2_max_concurrent)
+    QUEUE_SECONDS = settings.argon2_queue_seconds
+    _DUMMY_HASH = None
+
+
+configure(AuthSettings())
+
+
+class PasswordHashing(DependencyProvider):
+    """Sets the process's hasher up from the auth service's settings when the service starts."""
+
+    def setup(self):
+        configure(settings_of(self.container, AuthSettings))
 
 
 def _bounded(fn, *args):

@@ -9,9 +9,12 @@ from services.common.health import HealthMixin
 from services.common.store import Store
 from services.common.validation import is_valid_id
 from services.common.rpc import rpc
+from services.common.settings import Settings
 
 from . import domain
 from .models import Base, User
+from .passwords import PasswordHashing
+from .settings import AuthSettings
 
 
 class SigningKey(DependencyProvider):
@@ -26,24 +29,26 @@ class AuthService(HealthMixin):
 
     store = Store(Base)
     signing_key = SigningKey()
+    settings = Settings(AuthSettings)
+    hashing = PasswordHashing()
 
     @rpc
     def signup(self, email, password, client=None):
         domain.check_credentials(email, password)  # 400 before anything is counted or hashed
         if client:
             with self.store.transaction() as tx:
-                domain.count_signup(tx.session, client)
+                domain.count_signup(tx.session, client, settings=self.settings)
         with self.store.transaction() as tx:
-            return domain.sign_up(tx.session, email, password)
+            return domain.sign_up(tx.session, email, password, settings=self.settings)
 
     @rpc
     def signin(self, email, password, client=None):
         email = domain.signin_email(email, password)
         # counted and committed before the (slow, memory-hard) password check
         with self.store.transaction() as tx:
-            domain.count_signin_attempt(tx.session, email, client)
+            domain.count_signin_attempt(tx.session, email, client, settings=self.settings)
         with self.store.transaction() as tx:
-            result = domain.sign_in(tx.session, email, password, client)
+            result = domain.sign_in(tx.session, email, password, client, settings=self.settings)
         if result is None:
             raise BadRequest("Invalid credentials")
         return result
@@ -51,7 +56,7 @@ class AuthService(HealthMixin):
     @rpc
     def refresh(self, refresh_token):
         with self.store.transaction() as tx:
-            result = domain.refresh(tx.session, refresh_token)
+            result = domain.refresh(tx.session, refresh_token, settings=self.settings)
         if result is None:  # reuse detected; the family is revoked now
             raise NotAuthorized("Refresh token reuse detected; please sign in again")
         return result
@@ -81,7 +86,7 @@ class AuthService(HealthMixin):
         """Gateways: revoked users and signed-out sessions (ids > ``after``) whose access tokens
         may still be alive; each gateway pulls these every second or so."""
         with self.store.read() as session:
-            return domain.revocations_since(session, after)
+            return domain.revocations_since(session, after, settings=self.settings)
 
     @rpc
     def revoke_user(self, email):

@@ -28,8 +28,6 @@ import requests
 from kombu import Connection
 from nameko.utils import sanitize_url
 
-from . import config
-
 DUE_QUEUE = "expiration.due"
 HOLDING_PREFIX = "delay."
 PARKED_SUFFIX = ".parked"
@@ -47,18 +45,19 @@ def redact(amqp_uri: str) -> str:
 nameko.messaging.sanitize_url = redact
 
 
-def management_api(amqp_uri: str) -> tuple[str, tuple[str, str], str]:
-    """(base URL, credentials, vhost) of the management API of the broker at ``amqp_uri``."""
+def management_api(amqp_uri: str, management_url: str | None = None) -> tuple[str, tuple[str, str], str]:
+    """(base URL, credentials, vhost) of the management API of the broker at ``amqp_uri``:
+    ``management_url`` (``RABBITMQ_MANAGEMENT_URL``), else port 15672 of the first address's host."""
     parts = urlsplit(addresses(amqp_uri)[0])
     vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
     auth = (unquote(parts.username or "guest"), unquote(parts.password or "guest"))
-    base = config.env("RABBITMQ_MANAGEMENT_URL") or f"http://{parts.hostname or 'localhost'}:15672"
+    base = management_url or f"http://{parts.hostname or 'localhost'}:15672"
     return base.rstrip("/"), auth, vhost
 
 
-def queue_depths(amqp_uri: str, timeout: float = 3) -> dict[str, int]:
+def queue_depths(amqp_uri: str, timeout: float = 3, management_url: str | None = None) -> dict[str, int]:
     """Messages (ready + unacknowledged) in every queue of the vhost, by name."""
-    base, auth, vhost = management_api(amqp_uri)
+    base, auth, vhost = management_api(amqp_uri, management_url)
     response = requests.get(f"{base}/api/queues/{quote(vhost, safe='')}", auth=auth, timeout=timeout,
                             params={"columns": "name,messages"})
     response.raise_for_status()
@@ -76,7 +75,7 @@ def passive_depth(amqp_uri: str, queue: str) -> int | None:
             return None
 
 
-def summary(amqp_uri: str) -> dict:
+def summary(amqp_uri: str, management_url: str | None = None) -> dict:
     """What waits in the broker that operators care about::
 
         {"expirations": {"holding": n, "due": n}, "parked": {queue: n}, "retrying_or_holding": …}
@@ -85,7 +84,7 @@ def summary(amqp_uri: str) -> dict:
     event deliveries waiting for their next try (they share the holding queues).
     """
     try:
-        depths = queue_depths(amqp_uri)
+        depths = queue_depths(amqp_uri, management_url=management_url)
     except Exception as exc:  # no management API: what AMQP alone can tell
         due = passive_depth(amqp_uri, DUE_QUEUE)
         return {"source": f"amqp (management API unavailable: {type(exc).__name__})",

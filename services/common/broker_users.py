@@ -23,7 +23,10 @@ exchanges it binds to, so those stay configurable.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import quote
+
+from .settings import CommonSettings, not_negative, setting
 
 SERVICES = ("auth", "tickets", "orders", "expiration", "payments", "confirmation")
 COMPONENTS = SERVICES + ("gateway",)
@@ -89,3 +92,19 @@ def apply(http, management_url: str, vhost: str, user: str, password: str, compo
              json={k: rules[k] for k in ("configure", "write", "read")}).raise_for_status()
     if rules["topic"]:
         http.put(f"{base}/api/topic-permissions/{v}/{u}", json=rules["topic"], timeout=10).raise_for_status()
+
+
+@dataclass(frozen=True)
+class BrokerSetupSettings(CommonSettings):
+    """What ``ticketing broker-users`` reads (besides each component's ``<COMPONENT>_AMQP_USER`` and
+    ``<COMPONENT>_AMQP_PASSWORD``, named after the components)."""
+
+    rabbitmq_admin_user: str = setting("guest", "the broker's administrator, who creates the users")
+    rabbitmq_admin_password: str = setting("guest", "the administrator's password")
+    rabbitmq_vhost: str = setting("/", "the vhost the components use (created when missing)")
+    rabbitmq_wait_seconds: int = setting(60, "how long to wait for a management API that does not answer yet",
+                                         check=not_negative)
+
+    @property
+    def management_url(self) -> str:
+        return (self.rabbitmq_management_url or "http://localhost:15672").rstrip("/")

@@ -24,10 +24,11 @@ import uuid
 from nameko.events import EventHandler as NamekoEventHandler
 from pydantic import ValidationError
 
-from . import config, events, metrics
+from . import events, metrics
 from .delays import LADDER_MS, DelayedDelivery
 from .errors import BadRequest
-from .queues import TypedQueue, configured, dead_lettering
+from .queues import TypedQueue
+from .settings import settings_of
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,6 @@ FAILURES_HEADER = "x-ticketing-failures"
 PARKED_ID_HEADER = "x-ticketing-parked-id"
 ERROR_HEADER = "x-ticketing-error"
 PARKED_AT_HEADER = "x-ticketing-parked-at"
-#: how long (seconds) a failing message is retried, and the longest wait between two tries
-DEFAULT_RETRY_FOR = 6 * 3600.0
-DEFAULT_RETRY_MAX_DELAY = 60.0
 
 
 class NotYetApplicable(Exception):
@@ -73,13 +71,10 @@ class EventHandler(TypedQueue, NamekoEventHandler):
 
     def setup(self):
         super().setup()
-        self.delays = DelayedDelivery(self.container.config["AMQP_URI"], configured(self.container.config),
-                                      dead_lettering(self.container.config))
-        cfg = self.container.config
-        self.retry_for = float(cfg.get("HANDLER_RETRY_FOR_SECONDS")
-                               or config.env("HANDLER_RETRY_FOR_SECONDS", str(DEFAULT_RETRY_FOR)))
-        self.retry_max_delay = float(cfg.get("HANDLER_RETRY_MAX_DELAY_SECONDS")
-                                     or config.env("HANDLER_RETRY_MAX_DELAY_SECONDS", str(DEFAULT_RETRY_MAX_DELAY)))
+        settings = settings_of(self.container)
+        self.delays = DelayedDelivery(settings.amqp_uri, settings.queue_type, settings.quorum_dead_lettering)
+        self.retry_for = settings.handler_retry_for_seconds
+        self.retry_max_delay = settings.handler_retry_max_delay_seconds
 
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is not None:

@@ -291,11 +291,9 @@ def _recent_errors():
     return recent_errors
 
 
-def setup(component: str, level: str | None = None) -> None:
-    """Configure this process's logging: JSON lines on stdout, for ``component``."""
-    from . import config
-
-    logging.config.dictConfig(dict_config(component, level or config.env("LOG_LEVEL", "INFO")))
+def setup(component: str, level: str = "INFO") -> None:
+    """Configure this process's logging: JSON lines on stdout, for ``component``, at ``level`` (``LOG_LEVEL``)."""
+    logging.config.dictConfig(dict_config(component, level))
     sys.excepthook = _log_uncaught
 
 

@@ -1,7 +1,7 @@
 """Which kind of RabbitMQ queue every durable queue of the project is: classic or quorum.
 
-``QUEUE_TYPE=classic`` (the default) or ``QUEUE_TYPE=quorum``, read by
-:func:`services.common.config.queue_type` into the nameko config. It applies to
+``QUEUE_TYPE=classic`` (the default) or ``QUEUE_TYPE=quorum``, a field of every
+component's settings (:mod:`services.common.settings`). It applies to
 every durable queue we declare:
 
 * nameko's own: the RPC queue ``rpc-<service>`` (``services.common.rpc.rpc``) and the event
@@ -60,37 +60,8 @@ from nameko.rpc import ReplyListener as NamekoReplyListener
 from nameko.standalone.rpc import PollingQueueConsumer, SingleThreadedReplyListener
 
 from . import broker  # noqa: F401  (nameko's connection errors then mask every address's password)
+from .settings import AT_LEAST_ONCE, AT_MOST_ONCE, CLASSIC, QUORUM, settings_of
 
-CLASSIC = "classic"
-QUORUM = "quorum"
-QUEUE_TYPES = (CLASSIC, QUORUM)
-#: the nameko config key (set from the environment by ``config.nameko_config``)
-CONFIG_KEY = "QUEUE_TYPE"
-
-
-AT_MOST_ONCE = "at-most-once"
-AT_LEAST_ONCE = "at-least-once"
-DEAD_LETTERING_KEY = "QUORUM_DEAD_LETTERING"
-
-
-def configured(nameko_config: dict) -> str:
-    """The queue type a container's config asks for (the environment's when the config is silent)."""
-    from .config import queue_type  # config imports nothing of ours; keep this module light
-
-    kind = nameko_config.get(CONFIG_KEY) or queue_type()
-    if kind not in QUEUE_TYPES:
-        raise ValueError(f"{CONFIG_KEY} must be one of {', '.join(QUEUE_TYPES)}, got {kind!r}")
-    return kind
-
-
-def dead_lettering(nameko_config: dict) -> str:
-    """How quorum holding queues dead-letter (``QUORUM_DEAD_LETTERING``, see the module's doc)."""
-    from .config import env
-
-    value = str(nameko_config.get(DEAD_LETTERING_KEY) or env(DEAD_LETTERING_KEY, AT_MOST_ONCE)).strip().lower()
-    if value not in (AT_MOST_ONCE, AT_LEAST_ONCE):
-        raise ValueError(f"{DEAD_LETTERING_KEY} must be {AT_MOST_ONCE} or {AT_LEAST_ONCE}, got {value!r}")
-    return value
 
 
 def arguments(kind: str, dead_letters: str | None = None) -> dict:
@@ -120,7 +91,7 @@ class TypedQueue:
     def setup(self):
         super().setup()
         # The queue is only declared when the consumer connects (after setup), so replacing it here is enough.
-        self.queue = typed(self.queue, configured(self.container.config))
+        self.queue = typed(self.queue, settings_of(self.container).queue_type)
 
 
 class Consumer(TypedQueue, NamekoConsumer):
@@ -144,7 +115,7 @@ class TypedReplies:
         self.routing_key = str(reply_queue_uuid)
         self.queue = reply_queue(RPC_REPLY_QUEUE_TEMPLATE.format(self.container.service_name, reply_queue_uuid),
                                  get_rpc_exchange(self.container.config), self.routing_key,
-                                 configured(self.container.config))
+                                 settings_of(self.container).queue_type)
         self.queue_consumer.register_provider(self)
 
 

@@ -41,17 +41,15 @@ from nameko.rpc import Responder
 from nameko.rpc import RpcConsumer as NamekoRpcConsumer
 from nameko.rpc import get_rpc_exchange
 
-from . import config
 from .errors import ServiceUnavailable
 from .queues import ReplyListener, TypedQueue
+from .settings import settings_of
 
 log = logging.getLogger(__name__)
 
 #: context-data key of a request's deadline (epoch seconds)
 DEADLINE = "deadline"
 DEADLINE_HEADER = f"{HEADER_PREFIX}.{DEADLINE}"
-#: seconds a service waits for another (at most: the caller's own deadline may come first)
-DEFAULT_INTERNAL_TIMEOUT = 5.0
 
 
 def deadline_of(headers: dict | None) -> float | None:
@@ -168,8 +166,7 @@ class ServiceRpc(DependencyProvider):
 
     def setup(self):
         if self.timeout is None:
-            raw = self.container.config.get("INTERNAL_RPC_TIMEOUT") or config.env("INTERNAL_RPC_TIMEOUT")
-            self.timeout = float(raw) if raw not in (None, "") else DEFAULT_INTERNAL_TIMEOUT
+            self.timeout = settings_of(self.container).internal_rpc_timeout
 
     def get_dependency(self, worker_ctx):
         return TimedServiceProxy(worker_ctx, self.target_service, self.rpc_reply_listener, self.timeout)

@@ -35,16 +35,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from . import events, green_psycopg, logs, metrics
 from .events import utcnow
+from .settings import settings_of
 
 log = logging.getLogger(__name__)
 
-RELAY_INTERVAL = float(os.environ.get("OUTBOX_RELAY_INTERVAL", "2"))
-#: a row younger than this is still being published by the request that wrote it
-RELAY_GRACE = float(os.environ.get("OUTBOX_RELAY_GRACE", "1"))
 #: how often rows already published are deleted from the outbox (in one batch)
 FORGET_INTERVAL = 0.1
-#: test hook: exit the process right after committing an event of this name, before publishing it
-CRASH_AFTER_COMMIT = os.environ.get("TICKETING_CRASH_AFTER_COMMIT")
 
 
 class UTCDateTime(TypeDecorator):
@@ -147,12 +143,13 @@ class Store(Database):
     def setup(self):
         green_psycopg.install()
         url = self.container.config["DB_URIS"][f"{self.container.service_name}:{self.declarative_base.__name__}"]
+        self.settings = settings_of(self.container)
         if not url.startswith("sqlite"):
             # More connections than workers (plus the relay), or waiting workers stall the rest.
             # DB_POOL_SIZE / DB_MAX_OVERFLOW cap it where many processes share one server's connections.
             workers = self.container.config.get("max_workers", 10)
-            self.engine_options.setdefault("pool_size", int(os.environ.get("DB_POOL_SIZE") or workers + 5))
-            self.engine_options.setdefault("max_overflow", int(os.environ.get("DB_MAX_OVERFLOW") or 10))
+            self.engine_options.setdefault("pool_size", self.settings.db_pool_size or workers + 5)
+            self.engine_options.setdefault("max_overflow", self.settings.db_max_overflow)
             # A pooled connection whose backend was terminated (a restart, a failover, an operator's
             # pg_terminate_backend) is noticed and replaced at checkout, instead of failing a request.
             self.engine_options.setdefault("pool_pre_ping", True)
@@ -210,8 +207,10 @@ class Store(Database):
                 session.commit()
         return len(ids)
 
-    def relay_once(self, grace: float = RELAY_GRACE) -> int:
-        """Publish what a crash or a broker outage left in the outbox. Returns how many."""
+    def relay_once(self, grace: float | None = None) -> int:
+        """Publish what a crash or a broker outage left in the outbox (rows older than ``grace``,
+        default ``OUTBOX_RELAY_GRACE``). Returns how many."""
+        grace = self.settings.outbox_relay_grace if grace is None else grace
         cutoff = utcnow() - timedelta(seconds=grace)
         model = self.outbox_model
         with self.Session() as session:
@@ -240,8 +239,8 @@ class Store(Database):
             try:
                 self.relay_once()
             except Exception:  # broker or database away: try again next round
-                log.exception("outbox relay failed; retrying in %ss", RELAY_INTERVAL)
-            eventlet.sleep(RELAY_INTERVAL)
+                log.exception("outbox relay failed; retrying in %ss", self.settings.outbox_relay_interval)
+            eventlet.sleep(self.settings.outbox_relay_interval)
 
 
 class StoreApi:
@@ -276,8 +275,9 @@ class StoreApi:
             session.rollback()
             raise
         if tx.outbox_rows:
-            if CRASH_AFTER_COMMIT and any(r.event_name == CRASH_AFTER_COMMIT for r in tx.outbox_rows):
-                log.warning("test hook: exiting between commit and publish of %s", CRASH_AFTER_COMMIT)
+            crash_after = self._provider.settings.ticketing_crash_after_commit  # a test hook
+            if crash_after and any(r.event_name == crash_after for r in tx.outbox_rows):
+                log.warning("test hook: exiting between commit and publish of %s", crash_after)
                 os._exit(70)
             try:
                 self._provider.publish_rows(tx.outbox_rows)

@@ -6,8 +6,8 @@
 
 ``send(email)`` returns the provider's message id or raises
 :class:`MailNotSent` (a 5xx, a 429, a timeout, a refused connection...), which
-the event handler retries with back-off. Settings come from the nameko config
-first (tests), the environment second (deployments).
+the event handler retries with back-off. The choice and its options are
+confirmation's settings (:class:`services.confirmation.settings.ConfirmationSettings`).
 """
 from __future__ import annotations
 
@@ -19,11 +19,14 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from nameko.extensions import DependencyProvider
 
-from services.common import config
+from services.common.settings import settings_of
+
+if TYPE_CHECKING:
+    from .settings import ConfirmationSettings
 
 log = logging.getLogger(__name__)
 
@@ -124,18 +127,13 @@ class SendGridMailer:
         return headers.get("X-Message-Id") or headers.get("x-message-id") or ""
 
 
-def setting(container_config: dict, name: str, default=None):
-    value = container_config.get(name)
-    return value if value not in (None, "") else config.env(name, default)
-
-
-def mailer_from_config(container_config: dict) -> Mailer:
-    key = setting(container_config, "SENDGRID_API_KEY")
-    if key:
-        host = setting(container_config, "SENDGRID_HOST")
+def mailer_for(settings: ConfirmationSettings) -> Mailer:
+    """SendGrid with ``SENDGRID_API_KEY``, else ``.eml`` files in ``MAIL_OUTBOX_DIR``."""
+    if settings.sendgrid_api_key:
+        host = settings.sendgrid_host
         log.info("confirmation: sending through SendGrid%s", f" at {host}" if host else "")
-        return SendGridMailer(key, host, timeout=float(setting(container_config, "MAIL_SEND_TIMEOUT", "10")))
-    directory = setting(container_config, "MAIL_OUTBOX_DIR") or str(config.mail_outbox_dir())
+        return SendGridMailer(settings.sendgrid_api_key, host, timeout=settings.mail_send_timeout)
+    directory = settings.mail_outbox_dir
     log.info("confirmation: SENDGRID_API_KEY is not set; writing emails as .eml files to %s", directory)
     return OutboxDirMailer(directory)
 
@@ -151,9 +149,10 @@ class MailService(DependencyProvider):
     """Gives workers the mailer the configuration asks for, the sender and the public URL for links."""
 
     def setup(self):
-        cfg = self.container.config
-        public_url = (setting(cfg, "PUBLIC_URL") or config.public_url()).rstrip("/")
-        self.settings = MailSettings(mailer_from_config(cfg), setting(cfg, "MAIL_FROM", DEFAULT_FROM), public_url)
+        from .settings import ConfirmationSettings  # it names this module's default sender
+
+        settings = settings_of(self.container, ConfirmationSettings)
+        self.settings = MailSettings(mailer_for(settings), settings.mail_from, settings.public_url)
 
     def get_dependency(self, worker_ctx):
         return self.settings

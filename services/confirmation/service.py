@@ -8,10 +8,12 @@ from services.common.health import HealthMixin
 from services.common.parked import ParkedMessagesMixin
 from services.common.store import Store
 from services.common.rpc import rpc
+from services.common.settings import Settings, settings_of
 
 from . import domain
-from .mailers import MailService, setting
+from .mailers import MailService
 from .models import Base, OutboxMessage, ProcessedEvent
+from .settings import ConfirmationSettings
 
 
 class MailRetries(EventHandler):
@@ -21,8 +23,7 @@ class MailRetries(EventHandler):
 
     def setup(self):
         super().setup()
-        raw = setting(self.container.config, "MAIL_MAX_ATTEMPTS", None)
-        self.max_attempts = int(raw) if raw not in (None, "") else None
+        self.max_attempts = settings_of(self.container, ConfirmationSettings).mail_max_attempts
 
 
 class ConfirmationService(HealthMixin, ParkedMessagesMixin):
@@ -32,6 +33,7 @@ class ConfirmationService(HealthMixin, ParkedMessagesMixin):
     # send must happen between two commits (see domain), so this handler is not ``@handles``.
     store = Store(Base, OutboxMessage, ProcessedEvent)
     mail = MailService()
+    settings = Settings(ConfirmationSettings)
 
     @MailRetries.decorator(events.SOURCE[events.ORDER_COMPLETED], events.ORDER_COMPLETED)
     def on_order_completed(self, payload):

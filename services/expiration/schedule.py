@@ -17,7 +17,7 @@ from nameko.extensions import DependencyProvider
 
 from services.common import logs
 from services.common.delays import DelayedDelivery, durable_queue, next_hop
-from services.common.queues import configured, dead_lettering
+from services.common.settings import settings_of
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,8 @@ class ExpirySchedule(DependencyProvider):
     """``self.schedule.expire_at(order_id, expires_at)``: put (or put back) an expiry on the ladder."""
 
     def setup(self):
-        self.delivery = DelayedDelivery(self.container.config["AMQP_URI"], configured(self.container.config),
-                                        dead_lettering(self.container.config))
+        settings = settings_of(self.container)
+        self.delivery = DelayedDelivery(settings.amqp_uri, settings.queue_type, settings.quorum_dead_lettering)
 
     def get_dependency(self, worker_ctx):
         return self

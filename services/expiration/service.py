@@ -11,8 +11,10 @@ from services.common.health import HealthMixin
 from services.common.parked import ParkedMessagesMixin
 from services.common.queues import consume
 from services.common.rpc import rpc
+from services.common.settings import Settings
 
 from .schedule import ExpirySchedule, due_queue
+from .settings import ExpirationSettings
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +22,7 @@ log = logging.getLogger(__name__)
 class ExpirationService(HealthMixin, ParkedMessagesMixin):
     name = "expiration"
 
+    settings = Settings(ExpirationSettings)
     schedule = ExpirySchedule()
     #: publishes on "expiration.events" (persistent messages, publisher confirms)
     dispatch = EventDispatcher()
@@ -57,10 +60,10 @@ class ExpirationService(HealthMixin, ParkedMessagesMixin):
         """Operators: messages waiting in the broker for their time: ``holding`` (pending expiries, and
         failed event deliveries waiting for their next try, in the delay.* queues) and ``due``
         (expiries due now, not yet handled: should stay near 0)."""
-        return broker.summary(self.config["AMQP_URI"])["expirations"]
+        return broker.summary(self.settings.amqp_uri, self.settings.rabbitmq_management_url)["expirations"]
 
     def refresh_metrics(self):
-        depths = broker.summary(self.config["AMQP_URI"])
+        depths = broker.summary(self.settings.amqp_uri, self.settings.rabbitmq_management_url)
         for kind, value in depths["expirations"].items():
             if value is not None:
                 metrics.PENDING_EXPIRATIONS.labels(kind).set(value)

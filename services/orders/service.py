@@ -3,28 +3,20 @@ from __future__ import annotations
 
 import logging
 
-from nameko.timer import timer
-
-from services.common import config, events, logs, metrics
+from services.common import events, logs, metrics
 from services.common.handlers import handles
 from services.common.health import HealthMixin
 from services.common.parked import ParkedMessagesMixin
 from services.common.rpc import ServiceRpc, rpc
+from services.common.settings import Settings, configured_timer
 from services.common.store import Store
 from services.common.validation import acting_user
 
 from . import domain
 from .models import AWAITING_PAYMENT, CANCELLED, COMPLETE, CREATED, Base, OutboxMessage, ProcessedEvent
+from .settings import OrdersSettings
 
 log = logging.getLogger(__name__)
-
-#: how often the timers look for overdue orders and stale payment holds
-SWEEP_INTERVAL = float(config.env("ORDERS_SWEEP_INTERVAL", "5"))
-#: a `created` order this long past expiresAt lost its expiry message: the safety net cancels it
-EXPIRY_GRACE_SECONDS = float(config.env("ORDERS_EXPIRY_GRACE_SECONDS", "10"))
-#: an order in awaiting:payment this long is released (payments died mid-charge)
-HOLD_TIMEOUT_SECONDS = float(config.env("ORDERS_HOLD_TIMEOUT_SECONDS", "120"))
-
 
 def moved(status: str, reason: str) -> None:
     metrics.ORDER_TRANSITIONS.labels(status, reason).inc()
@@ -37,12 +29,13 @@ class OrdersService(HealthMixin, ParkedMessagesMixin):
     # pool under eventlet stalls the others (10 workers on the default pool of 5: 19 vs 82 cancels/s).
     store = Store(Base, OutboxMessage, ProcessedEvent)
     payments = ServiceRpc("payments")
+    settings = Settings(OrdersSettings)
 
     # -- the gateway: user-facing, the acting user's id first -------------------
     @rpc
     def create_order(self, user_id, user_email, ticket_id):
         with self.store.transaction() as tx:
-            order = domain.reserve_ticket(tx, user_id, user_email, ticket_id, config.expiration_window_seconds())
+            order = domain.reserve_ticket(tx, user_id, user_email, ticket_id, self.settings.expiration_window_seconds)
             logs.bind(order_id=order.id, ticket_id=order.ticket_id)
             result = order.to_dict()
         moved(CREATED, "reserved")
@@ -156,11 +149,11 @@ class OrdersService(HealthMixin, ParkedMessagesMixin):
                      extra={"payment_id": event.id})
 
     # -- timers ------------------------------------------------------------------
-    @timer(interval=SWEEP_INTERVAL)
+    @configured_timer("orders_sweep_interval")
     def cancel_overdue_orders(self):
         """The safety net: an expiry message that got lost must not keep a ticket reserved forever."""
         with self.store.read() as session:
-            overdue = domain.overdue_ids(session, EXPIRY_GRACE_SECONDS)
+            overdue = domain.overdue_ids(session, self.settings.orders_expiry_grace_seconds)
         for order_id in overdue:
             try:
                 # each cancellation its own story: its id goes with order:cancelled to tickets
@@ -170,18 +163,18 @@ class OrdersService(HealthMixin, ParkedMessagesMixin):
                     if cancelled:
                         moved(CANCELLED, "safety_net")
                         log.warning("safety net: cancelled order %s, over %ss past its expiresAt "
-                                    "(expiry message lost?)", order_id, EXPIRY_GRACE_SECONDS)
+                                    "(expiry message lost?)", order_id, self.settings.orders_expiry_grace_seconds)
             except Exception:
                 log.exception("safety net could not cancel order %s; next round", order_id,
                               extra={"order_id": order_id})
 
-    @timer(interval=SWEEP_INTERVAL)
+    @configured_timer("orders_sweep_interval")
     def release_stale_holds(self):
         """Payments holds an order while it charges; if it died before sending the charge, the
         hold is released here. A charge whose outcome payments does not know yet keeps the hold
         (payments' reconciliation settles it), so an order is never both charged and cancelled."""
         with self.store.read() as session:
-            stale = domain.stale_hold_ids(session, HOLD_TIMEOUT_SECONDS)
+            stale = domain.stale_hold_ids(session, self.settings.orders_hold_timeout_seconds)
         for order_id in stale:
             try:
                 if self.payments.has_unsettled_charge(order_id):
@@ -198,7 +191,7 @@ class OrdersService(HealthMixin, ParkedMessagesMixin):
                         order = domain.release_hold(tx, order_id)
                     moved(order.status, "expired" if order.status == CANCELLED else "released")
                     log.warning("released payment hold on order %s after %ss (now %s)",
-                                order_id, HOLD_TIMEOUT_SECONDS, order.status)
+                                order_id, self.settings.orders_hold_timeout_seconds, order.status)
             except Exception:
                 log.exception("could not release the hold on order %s; next round", order_id,
                               extra={"order_id": order_id})

@@ -11,19 +11,22 @@ with ``maybe_charged`` (the default: a timeout, a refused connection after
 retries, a 5xx) nobody knows whether money moved, so the attempt stays open
 and is replayed with the same key; without it the processor refused the
 request before executing it (bad API key, invalid request), so nothing was
-charged. Settings come from the nameko config first (tests) and the
-environment second (deployments).
+charged. The choice and its options are payments' settings
+(:class:`services.payments.settings.PaymentsSettings`).
 """
 from __future__ import annotations
 
 import hashlib
 import logging
 import threading
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from nameko.extensions import DependencyProvider
 
-from services.common import config
+from services.common.settings import settings_of
+
+if TYPE_CHECKING:
+    from .settings import PaymentsSettings
 
 log = logging.getLogger(__name__)
 
@@ -168,18 +171,12 @@ class StripeProcessor:
         return refund.id
 
 
-def setting(container_config: dict, name: str, default=None):
-    value = container_config.get(name)
-    return value if value not in (None, "") else config.env(name, default)
-
-
-def processor_from_config(container_config: dict) -> Processor:
-    key = setting(container_config, "STRIPE_KEY")
-    if key:
-        base = setting(container_config, "STRIPE_API_BASE")
-        timeout = float(setting(container_config, "STRIPE_TIMEOUT", "30"))
+def processor_for(settings: PaymentsSettings) -> Processor:
+    """Stripe with ``STRIPE_KEY``, else the offline sandbox."""
+    if settings.stripe_key:
+        base = settings.stripe_api_base
         log.info("payments: charging through Stripe%s", f" at {base}" if base else "")
-        return StripeProcessor(key, base, timeout=timeout)
+        return StripeProcessor(settings.stripe_key, base, timeout=settings.stripe_timeout)
     log.info("payments: STRIPE_KEY is not set; using the offline sandbox processor (Stripe test tokens)")
     return SandboxProcessor()
 
@@ -188,7 +185,9 @@ class PaymentProcessor(DependencyProvider):
     """Gives workers the processor the configuration asks for."""
 
     def setup(self):
-        self.processor = processor_from_config(self.container.config)
+        from .settings import PaymentsSettings  # it imports the domain, which imports this module
+
+        self.processor = processor_for(settings_of(self.container, PaymentsSettings))
 
     def get_dependency(self, worker_ctx):
         return self.processor

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from nameko.dependency_providers import Config
-from nameko.timer import Timer
 from sqlalchemy import select
 
 from services.common import events, metrics
@@ -14,11 +12,13 @@ from services.common.handlers import handles
 from services.common.health import HealthMixin
 from services.common.parked import ParkedMessagesMixin
 from services.common.rpc import ServiceRpc, rpc
+from services.common.settings import Settings, configured_timer
 from services.common.store import Store
 
 from . import domain
 from .models import Base, ChargeAttempt, OutboxMessage, ProcessedEvent
-from .processors import PaymentProcessor, setting
+from .processors import PaymentProcessor
+from .settings import PaymentsSettings
 
 log = logging.getLogger(__name__)
 
@@ -38,28 +38,13 @@ def payment_outcome(exc: BaseException) -> str:
     return "failed"
 
 
-class ConfiguredTimer(Timer):
-    """A nameko timer whose interval is a setting (nameko config first, then the environment)."""
-
-    def __init__(self, setting_name: str, default: float, **kwargs):
-        super().__init__(interval=float(default), **kwargs)
-        self.setting_name, self.default = setting_name, default
-
-    def setup(self):
-        self.interval = float(setting(self.container.config, self.setting_name, self.default))
-        super().setup()
-
-
-configured_timer = ConfiguredTimer.decorator
-
-
 class PaymentsService(HealthMixin, ParkedMessagesMixin):
     name = "payments"
 
     store = Store(Base, OutboxMessage, ProcessedEvent)
     orders = ServiceRpc("orders")
     processor = PaymentProcessor()
-    config = Config()
+    settings = Settings(PaymentsSettings)
 
     @rpc(expected_exceptions=EXPECTED)
     def charge(self, user_id, order_id, token, request_id=None):
@@ -75,24 +60,24 @@ class PaymentsService(HealthMixin, ParkedMessagesMixin):
         log.info("order %s paid (payment %s)", order_id, result.get("id"), extra={"payment_id": result.get("id")})
         return result
 
-    @configured_timer("PAYMENTS_RECONCILE_INTERVAL", domain.RECONCILE_INTERVAL)
+    @configured_timer("payments_reconcile_interval")
     def reconcile_pending(self):
         """Replay charge attempts whose outcome is unknown (PAYMENTS_RECONCILE_MIN_AGE, ..._GIVE_UP_AGE seconds)."""
         counts = domain.reconcile(
             self.store, self.orders, self.processor,
-            min_age=float(setting(self.config, "PAYMENTS_RECONCILE_MIN_AGE", domain.RECONCILE_MIN_AGE)),
-            give_up_age=float(setting(self.config, "PAYMENTS_RECONCILE_GIVE_UP_AGE", domain.RECONCILE_GIVE_UP_AGE)),
+            min_age=self.settings.payments_reconcile_min_age,
+            give_up_age=self.settings.payments_reconcile_give_up_age,
         )
         if any(counts.values()):
             log.info("reconciliation round: %s", counts)
         return counts
 
-    @configured_timer("PAYMENTS_HOLD_SWEEP_INTERVAL", domain.HOLD_SWEEP_INTERVAL)
+    @configured_timer("payments_hold_sweep_interval")
     def settle_holds(self):
         """Drop attempts whose payer died before charging (PAYMENTS_HOLD_GRACE seconds), release the
         holds of attempts that moved no money, refund payments of cancelled orders."""
         counts = domain.settle_holds(self.store, self.orders, self.processor,
-                                     grace=float(setting(self.config, "PAYMENTS_HOLD_GRACE", domain.HOLD_GRACE)))
+                                     grace=self.settings.payments_hold_grace)
         if any(counts.values()):
             log.info("hold sweep: %s", counts)
         return counts

@@ -9,11 +9,13 @@ from services.common.handlers import handles
 from services.common.health import HealthMixin
 from services.common.parked import ParkedMessagesMixin
 from services.common.rpc import rpc
+from services.common.settings import Settings
 from services.common.store import Store
 from services.common.validation import acting_user
 
 from . import domain
 from .models import Base, OutboxMessage, ProcessedEvent
+from .settings import TicketsSettings
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ class TicketsService(HealthMixin, ParkedMessagesMixin):
     name = "tickets"
 
     store = Store(Base, OutboxMessage, ProcessedEvent)
+    settings = Settings(TicketsSettings)
 
     # -- the gateway: user-facing, the acting user's id first ------------------
     @rpc

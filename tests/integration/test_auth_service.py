@@ -10,15 +10,21 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def auth(container_factory, service_config, database_url):
-    container = container_factory(AuthService, service_config("auth", database_url))
+def auth_settings():
+    """Settings the auth service starts with (a test parametrizes this to change them)."""
+    return {}
+
+
+@pytest.fixture
+def auth(container_factory, service_config, database_url, auth_settings):
+    container = container_factory(AuthService, {**service_config("auth", database_url), **auth_settings})
     container.start()
     with ServiceRpcProxy("auth", service_config("auth", database_url)) as rpc:
         yield rpc
 
 
-def test_signup_signin_refresh_and_reuse(auth, monkeypatch):
-    monkeypatch.setenv("REFRESH_GRACE_SECONDS", "0")  # any second use is reuse
+@pytest.mark.parametrize("auth_settings", [{"REFRESH_GRACE_SECONDS": "0"}])  # any second use is reuse
+def test_signup_signin_refresh_and_reuse(auth):
     signed_up = auth.signup("Ann@Example.com", "secret-pass")
     assert signed_up["user"]["email"] == "ann@example.com"
     with pytest.raises(BadRequest, match="Email in use"):

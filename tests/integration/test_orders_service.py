@@ -14,7 +14,6 @@ from sqlalchemy import create_engine, select
 from services.common import events
 from services.common.errors import Conflict, Forbidden, NotFound
 from services.common.handlers import EventHandler
-from services.orders import service as orders_module
 from services.orders.models import Order, TicketReplica
 from services.orders.service import OrdersService
 from tests.support.waiting import wait_for
@@ -77,9 +76,15 @@ class Orders:
 
 
 @pytest.fixture
-def orders(container_factory, service_config, database_url):
+def orders_settings():
+    """Settings the orders service starts with (a test parametrizes this to change them)."""
+    return {}
+
+
+@pytest.fixture
+def orders(container_factory, service_config, database_url, orders_settings):
     Listener.seen = []
-    config = service_config("orders", database_url)
+    config = {**service_config("orders", database_url), **orders_settings}
     listener = container_factory(Listener, config)
     listener.start()
     container = container_factory(OrdersService, config)
@@ -134,8 +139,8 @@ def test_user_facing_rpcs_need_an_acting_user_and_operators_have_their_own(order
     assert orders.rpc.cancel_order(order["id"])["status"] == "cancelled"
 
 
-def test_expiration_cancels_a_created_order_only(orders, monkeypatch):
-    monkeypatch.setenv("EXPIRATION_WINDOW_SECONDS", "1")
+@pytest.mark.parametrize("orders_settings", [{"EXPIRATION_WINDOW_SECONDS": "1"}])
+def test_expiration_cancels_a_created_order_only(orders):
     ticket_a, ticket_b = orders.listed_ticket(new_id(2)), orders.listed_ticket(new_id(3))
     waiting = orders.rpc.create_order(ALICE, "alice@example.com", ticket_a)
     paying = orders.rpc.create_order(ALICE, "alice@example.com", ticket_b)
@@ -224,10 +229,10 @@ def test_concurrent_orders_for_one_ticket_yield_exactly_one(orders):
     assert results.count("Ticket is already reserved") == 19, results
 
 
-def test_safety_net_cancels_orders_whose_expiry_was_lost(orders, monkeypatch):
+@pytest.mark.parametrize("orders_settings",
+                         [{"EXPIRATION_WINDOW_SECONDS": "0.2", "ORDERS_EXPIRY_GRACE_SECONDS": "0.1"}])
+def test_safety_net_cancels_orders_whose_expiry_was_lost(orders):
     ticket = orders.listed_ticket(new_id(8))
-    monkeypatch.setenv("EXPIRATION_WINDOW_SECONDS", "0.2")
-    monkeypatch.setattr(orders_module, "EXPIRY_GRACE_SECONDS", 0.1)
     order = orders.rpc.create_order(ALICE, "alice@example.com", ticket)
     eventlet.sleep(0.4)
     with entrypoint_waiter(orders.listener, "on_cancelled"):
@@ -247,12 +252,11 @@ class FakePayments:
         return order_id in FakePayments.in_doubt
 
 
-def test_a_stale_payment_hold_is_released_only_when_payments_vouches_for_it(orders, monkeypatch,
-                                                                             container_factory):
+@pytest.mark.parametrize("orders_settings", [{"ORDERS_HOLD_TIMEOUT_SECONDS": "0"}])
+def test_a_stale_payment_hold_is_released_only_when_payments_vouches_for_it(orders, container_factory):
     ticket = orders.listed_ticket(new_id(9))
     order = orders.rpc.create_order(ALICE, "alice@example.com", ticket)
     orders.rpc.hold_for_payment(order["id"], ALICE)
-    monkeypatch.setattr(orders_module, "HOLD_TIMEOUT_SECONDS", 0)
     eventlet.sleep(0.05)
 
     def sweep():

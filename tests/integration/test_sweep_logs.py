@@ -6,7 +6,6 @@ import pytest
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 
 from services.common import logs
-from services.orders import service as orders_module
 from tests.integration.test_orders_service import ALICE, new_id, orders  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
@@ -25,10 +24,13 @@ def records(caplog):
     return caplog
 
 
-def test_the_safety_nets_line_names_the_order_and_its_own_correlation_id(orders, monkeypatch, records):
+@pytest.fixture
+def orders_settings():
+    return {"EXPIRATION_WINDOW_SECONDS": "0.2", "ORDERS_EXPIRY_GRACE_SECONDS": "0.1"}
+
+
+def test_the_safety_nets_line_names_the_order_and_its_own_correlation_id(orders, records):
     ticket = orders.listed_ticket(new_id(7))
-    monkeypatch.setenv("EXPIRATION_WINDOW_SECONDS", "0.2")
-    monkeypatch.setattr(orders_module, "EXPIRY_GRACE_SECONDS", 0.1)
     first = orders.rpc.create_order(ALICE, "alice@example.com", ticket)
     eventlet.sleep(0.4)
     with entrypoint_waiter(orders.listener, "on_cancelled"):

@@ -22,6 +22,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 from services.common.migrations import upgrade
+from services.common.settings import ServiceSettings
 from services.common.store import StoreApi, Transaction, configure_engine
 
 
@@ -63,7 +64,7 @@ def unit_store(service: str, url: str) -> UnitStore:
 
     provider = types.SimpleNamespace(engine=engine, outbox_model=getattr(models, "OutboxMessage", None),
                                      processed_model=getattr(models, "ProcessedEvent", None),
-                                     publish_rows=publish_rows)
+                                     publish_rows=publish_rows, settings=ServiceSettings())
     store = UnitStore(provider, DatabaseWrapper(sessionmaker(bind=engine, class_=Session, expire_on_commit=False)))
     return store
 

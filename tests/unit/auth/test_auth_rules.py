@@ -121,7 +121,7 @@ def test_sign_in_fields_are_bounded_before_anything_else():
 
 def past_the_grace_window(session):
     for token in session.query(models.RefreshToken).filter(models.RefreshToken.rotated_at.isnot(None)):
-        token.rotated_at -= timedelta(seconds=domain.refresh_grace_seconds() + 1)
+        token.rotated_at -= timedelta(seconds=domain.DEFAULTS.refresh_grace_seconds + 1)
     session.commit()
 
 

@@ -10,6 +10,8 @@ from nameko.rpc import RpcConsumer as NamekoRpcConsumer
 from nameko.rpc import RpcProxy as NamekoRpcProxy
 
 from services.common import config, queues
+from services.common.settings import ServiceSettings
+from services.orders.settings import OrdersSettings
 from services.common.delays import durable_queue, holding_queue
 from ticketing.cli import SERVICES, service_class
 
@@ -42,13 +44,14 @@ def test_at_least_once_dead_lettering_comes_with_reject_publish_and_only_on_queu
 
 
 def test_the_dead_lettering_setting(monkeypatch):
-    assert queues.dead_lettering({}) == "at-most-once"
+    monkeypatch.delenv("QUORUM_DEAD_LETTERING", raising=False)
+    assert ServiceSettings.load({}).quorum_dead_lettering == "at-most-once"
     monkeypatch.setenv("QUORUM_DEAD_LETTERING", "at-least-once")
-    assert queues.dead_lettering({}) == "at-least-once"
-    assert queues.dead_lettering({"QUORUM_DEAD_LETTERING": "at-most-once"}) == "at-most-once"
-    assert config.nameko_config("orders")["QUORUM_DEAD_LETTERING"] == "at-least-once"
-    with pytest.raises(ValueError):
-        queues.dead_lettering({"QUORUM_DEAD_LETTERING": "exactly-once"})
+    assert ServiceSettings.load({}).quorum_dead_lettering == "at-least-once"
+    assert ServiceSettings.load({"QUORUM_DEAD_LETTERING": "at-most-once"}).quorum_dead_lettering == "at-most-once"
+    assert OrdersSettings.load().nameko_config()["QUORUM_DEAD_LETTERING"] == "at-least-once"
+    with pytest.raises(config.ConfigurationError, match="QUORUM_DEAD_LETTERING"):
+        ServiceSettings.load({"QUORUM_DEAD_LETTERING": "exactly-once"})
 
 
 @pytest.mark.parametrize("queue", [
@@ -62,18 +65,20 @@ def test_transient_queues_stay_classic(queue):
 
 def test_the_container_config_wins_over_the_environment(monkeypatch):
     monkeypatch.setenv("QUEUE_TYPE", "classic")
-    assert queues.configured({"QUEUE_TYPE": "quorum"}) == "quorum"
+    assert ServiceSettings.load({"QUEUE_TYPE": "quorum"}).queue_type == "quorum"
     monkeypatch.setenv("QUEUE_TYPE", "Quorum")
-    assert queues.configured({}) == "quorum"
-    assert config.nameko_config("expiration")["QUEUE_TYPE"] == "quorum"
+    assert ServiceSettings.load({}).queue_type == "quorum"
+    from services.expiration.settings import ExpirationSettings
+
+    assert ExpirationSettings.load().nameko_config()["QUEUE_TYPE"] == "quorum"
 
 
 def test_a_queue_type_other_than_classic_or_quorum_is_refused(monkeypatch):
     monkeypatch.setenv("QUEUE_TYPE", "stream")
-    with pytest.raises(config.ConfigurationError):
-        config.queue_type()
-    with pytest.raises(ValueError):
-        queues.configured({"QUEUE_TYPE": "lazy"})
+    with pytest.raises(config.ConfigurationError, match="QUEUE_TYPE must be classic or quorum, got 'stream'"):
+        ServiceSettings.load()
+    with pytest.raises(config.ConfigurationError, match="QUEUE_TYPE"):
+        ServiceSettings.load({"QUEUE_TYPE": "lazy"})
 
 
 def entrypoints(service):
@@ -127,6 +132,7 @@ def test_reply_queues_are_transient_when_classic_and_quorum_when_quorum(listener
     assert not classic.durable and classic.queue_arguments == {"x-expires": 300000}
 
     Container.config = {"QUEUE_TYPE": "quorum"}
+    listener.container = Container()  # settings are read once per container
     listener.setup()
     assert listener.queue.durable and listener.queue.queue_arguments == {"x-expires": 300000, "x-queue-type": "quorum"}
     assert listener.queue.exchange.name == "nameko-rpc"

@@ -64,20 +64,25 @@ def test_keys_can_come_from_files(monkeypatch, tmp_path):
 
 
 def test_database_url_defaults_to_a_sqlite_file_per_service(monkeypatch, tmp_path):
+    from services.orders.settings import OrdersSettings
+
     monkeypatch.setenv("VAR_DIR", str(tmp_path))
     monkeypatch.delenv("ORDERS_DATABASE_URL", raising=False)
-    assert config.database_url("orders") == f"sqlite:///{tmp_path / 'orders.db'}"
+    assert OrdersSettings.load().database_url() == f"sqlite:///{tmp_path / 'orders.db'}"
     monkeypatch.setenv("ORDERS_DATABASE_URL", "postgresql://u@h/db")
-    assert config.database_url("orders") == "postgresql+psycopg://u@h/db"
+    assert OrdersSettings.load().database_url() == "postgresql+psycopg://u@h/db"
+    assert OrdersSettings.load().nameko_config()["DB_URIS"] == {"orders:Base": "postgresql+psycopg://u@h/db"}
 
 
 def test_expiration_window_must_be_positive(monkeypatch):
+    from services.orders.settings import OrdersSettings
+
     monkeypatch.setenv("EXPIRATION_WINDOW_SECONDS", "2.5")
-    assert config.expiration_window_seconds() == 2.5
+    assert OrdersSettings.load().expiration_window_seconds == 2.5
     for bad in ("0", "-1", "soon"):
         monkeypatch.setenv("EXPIRATION_WINDOW_SECONDS", bad)
-        with pytest.raises(config.ConfigurationError):
-            config.expiration_window_seconds()
+        with pytest.raises(config.ConfigurationError, match="EXPIRATION_WINDOW_SECONDS must be"):
+            OrdersSettings.load()
 
 
 def test_the_public_key_may_come_as_a_certificate(monkeypatch):

@@ -9,7 +9,8 @@ from nameko.testing.services import worker_factory
 from services.common import events
 from services.common.errors import Conflict, NotFound
 from services.confirmation import domain
-from services.confirmation.mailers import MailNotSent, MailSettings, OutboxDirMailer, mailer_from_config
+from services.confirmation.mailers import MailNotSent, MailSettings, OutboxDirMailer, mailer_for
+from services.confirmation.settings import ConfirmationSettings
 from services.confirmation.service import ConfirmationService
 
 ORDER = "0" * 31 + "1"
@@ -105,9 +106,8 @@ def test_resend_sends_the_stored_email_again(service, mailer):
     assert log["sends"] == 2 and log["state"] == "sent"
 
 
-def test_without_sendgrid_emails_are_eml_files_named_by_order(tmp_path, monkeypatch):
-    monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
-    mailer = mailer_from_config({"MAIL_OUTBOX_DIR": str(tmp_path / "mail")})
+def test_without_sendgrid_emails_are_eml_files_named_by_order(tmp_path):
+    mailer = mailer_for(ConfirmationSettings(mail_outbox_dir=str(tmp_path / "mail")))
     assert isinstance(mailer, OutboxDirMailer)
     settings = MailSettings(mailer, "Ticketing <tickets@example.com>", "http://localhost:8080")
     message = domain.compose(events.parse(events.ORDER_COMPLETED, completed(price="20")), settings)
@@ -120,8 +120,8 @@ def test_without_sendgrid_emails_are_eml_files_named_by_order(tmp_path, monkeypa
     assert list((tmp_path / "mail").iterdir()) == [tmp_path / "mail" / f"{ORDER}.eml"]  # no scratch file left
 
 
-def test_with_a_key_emails_go_through_sendgrid(monkeypatch):
+def test_with_a_key_emails_go_through_sendgrid():
     from services.confirmation.mailers import SendGridMailer
 
-    mailer = mailer_from_config({"SENDGRID_API_KEY": "SG.test", "SENDGRID_HOST": "http://127.0.0.1:9"})
+    mailer = mailer_for(ConfirmationSettings(sendgrid_api_key="SG.test", sendgrid_host="http://127.0.0.1:9"))
     assert isinstance(mailer, SendGridMailer) and mailer.client.host == "http://127.0.0.1:9"

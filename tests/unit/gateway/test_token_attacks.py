@@ -45,7 +45,7 @@ def forged(kind: str) -> str:
         from cryptography.hazmat.primitives.asymmetric import ed25519
         return signed(claims(), ed25519.Ed25519PrivateKey.generate())
     if kind == "expired-beyond-leeway":
-        return signed(claims(iat=int(time.time()) - 700, exp=int(time.time()) - tokens.leeway() - 5))
+        return signed(claims(iat=int(time.time()) - 700, exp=int(time.time()) - tokens.DEFAULT_LEEWAY - 5))
     if kind == "tampered":
         header, _payload, signature = signed(claims()).split(".")
         return f"{header}.{b64(claims(sub='b' * 32))}.{signature}"
@@ -82,7 +82,7 @@ def test_forged_tokens_sign_nobody_in(client, rpc, kind, carrier):
 
 def test_a_genuine_token_works_and_clock_skew_within_the_leeway_is_tolerated(client):
     now = int(time.time())
-    for token in (signed(claims()), signed(claims(iat=now - 600, exp=now - tokens.leeway() + 5))):
+    for token in (signed(claims()), signed(claims(iat=now - 600, exp=now - tokens.DEFAULT_LEEWAY + 5))):
         client.set_cookie("ticketing_access", token)
         assert client.get("/api/users/currentuser").get_json()["currentUser"] == {"id": USER,
                                                                                   "email": "ann@example.com"}

@@ -16,6 +16,7 @@ from services.common.errors import (BadRequest, Conflict, Forbidden, NotFound, P
 from services.payments.models import ChargeAttempt, Payment
 from services.payments.processors import ProcessorUnavailable, SandboxProcessor
 from services.payments.service import PaymentsService
+from services.payments.settings import PaymentsSettings
 from tests.support.orders_for_payments import OrdersForPayments
 
 ALICE, BOB = "a" * 32, "b" * 32
@@ -63,12 +64,12 @@ def processor():
 
 
 #: reconciliation replays at once in these tests; the give-up age is far away unless a test says otherwise
-RECONCILE_NOW = {"PAYMENTS_RECONCILE_MIN_AGE": "0", "PAYMENTS_RECONCILE_GIVE_UP_AGE": "1800"}
+RECONCILE_NOW = PaymentsSettings(payments_reconcile_min_age=0, payments_reconcile_give_up_age=1800)
 
 
 @pytest.fixture
 def service(store, orders, processor):
-    return worker_factory(PaymentsService, store=store, orders=orders, processor=processor, config=dict(RECONCILE_NOW))
+    return worker_factory(PaymentsService, store=store, orders=orders, processor=processor, settings=RECONCILE_NOW)
 
 
 def rows(store, model):
@@ -278,7 +279,7 @@ def test_still_unavailable_is_left_for_the_next_round_with_the_order_held(servic
 
 def test_young_attempts_are_left_to_the_payment_in_flight(store, orders, processor):
     service = worker_factory(PaymentsService, store=store, orders=orders, processor=processor,
-                             config={"PAYMENTS_RECONCILE_MIN_AGE": "60"})
+                             settings=PaymentsSettings(payments_reconcile_min_age=60))
     order_id = orders.add("8" * 32)
     processor.down = True
     with pytest.raises(ServiceUnavailable):
@@ -290,7 +291,7 @@ def test_young_attempts_are_left_to_the_payment_in_flight(store, orders, process
 
 def test_at_the_give_up_age_the_attempt_is_abandoned_and_the_order_stays_held(store, orders, processor, caplog):
     service = worker_factory(PaymentsService, store=store, orders=orders, processor=processor,
-                             config={"PAYMENTS_RECONCILE_MIN_AGE": "0", "PAYMENTS_RECONCILE_GIVE_UP_AGE": "0"})
+                             settings=PaymentsSettings(payments_reconcile_min_age=0, payments_reconcile_give_up_age=0))
     order_id = orders.add("8" * 32)
     processor.down = True
     with pytest.raises(ServiceUnavailable):
@@ -315,7 +316,7 @@ def test_at_the_give_up_age_the_attempt_is_abandoned_and_the_order_stays_held(st
 
 def test_a_refusal_on_a_replay_proves_nothing(store, orders, processor):
     service = worker_factory(PaymentsService, store=store, orders=orders, processor=processor,
-                             config={"PAYMENTS_RECONCILE_MIN_AGE": "0"})
+                             settings=PaymentsSettings(payments_reconcile_min_age=0))
     order_id = orders.add("8" * 32)
     processor.down = True
     with pytest.raises(ServiceUnavailable):
@@ -380,7 +381,7 @@ def test_an_attempt_settled_meanwhile_is_recorded_once(store, orders, processor)
     order_id = orders.add("8" * 32)
     processor.down = True
     service = worker_factory(PaymentsService, store=store, orders=orders, processor=processor,
-                             config=dict(RECONCILE_NOW))
+                             settings=RECONCILE_NOW)
     with pytest.raises(ServiceUnavailable):
         service.charge(ALICE, order_id, "tok_visa")
     processor.down = False
@@ -415,15 +416,15 @@ def test_sandbox_honours_stripe_test_tokens():
 
 
 def test_the_processor_is_chosen_by_configuration(monkeypatch):
-    from services.payments.processors import StripeProcessor, processor_from_config
+    from services.payments.processors import StripeProcessor, processor_for
 
     monkeypatch.delenv("STRIPE_KEY", raising=False)
-    assert isinstance(processor_from_config({}), SandboxProcessor)
-    stripe = processor_from_config({"STRIPE_KEY": "sk_test_x", "STRIPE_API_BASE": "http://127.0.0.1:9/"})
+    assert isinstance(processor_for(PaymentsSettings.load({})), SandboxProcessor)
+    stripe = processor_for(PaymentsSettings.load({"STRIPE_KEY": "sk_test_x", "STRIPE_API_BASE": "http://127.0.0.1:9/"}))
     assert isinstance(stripe, StripeProcessor)
     assert stripe.client._requestor._options.base_addresses["api"] == "http://127.0.0.1:9"
     monkeypatch.setenv("STRIPE_KEY", "sk_test_y")
-    assert isinstance(processor_from_config({}), StripeProcessor)
+    assert isinstance(processor_for(PaymentsSettings.load({})), StripeProcessor)
 
 
 # -- the same request again, dead payers, refunds --------------------------------------
@@ -470,7 +471,7 @@ def test_a_redelivered_request_of_a_payer_that_died_after_the_hold_carries_on(se
 
 def test_the_hold_of_a_payer_that_died_before_charging_is_released_by_the_sweep(store, orders, processor):
     service = worker_factory(PaymentsService, store=store, orders=orders, processor=processor,
-                             config={"PAYMENTS_HOLD_GRACE": "0"})
+                             settings=PaymentsSettings(payments_hold_grace=0))
     order_id = orders.add("a4" * 16)
     attempt = _die_after_the_hold(store, orders, order_id)
     assert service.has_unsettled_charge(order_id) is True  # orders' own stale-hold timer keeps its hands off
@@ -500,7 +501,7 @@ def test_a_payer_that_died_mid_charge_is_finished_by_the_redelivered_request(ser
 
 def test_orders_unreachable_for_the_hold_charges_nothing_and_the_sweep_cleans_up(store, orders, processor):
     service = worker_factory(PaymentsService, store=store, orders=orders, processor=processor,
-                             config={"PAYMENTS_HOLD_GRACE": "0"})
+                             settings=PaymentsSettings(payments_hold_grace=0))
     order_id = orders.add("a6" * 16)
     hold = orders.hold_for_payment
 

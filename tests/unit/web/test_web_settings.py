@@ -33,11 +33,11 @@ def test_busy_answer_elsewhere_is_a_page_and_may_keep_the_connection():
 def test_settings_defaults_use_every_core_and_stay_below_the_descriptor_limit(monkeypatch):
     for name in ("WEB_WORKERS", "WEB_THREADS", "WEB_MAX_CONNECTIONS", "WEB_MAX_PENDING", "WEB_QUEUE_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
-    settings = web.WebSettings.from_env(fd_limit=1024)
-    assert settings.workers == web.usable_cores()
-    assert settings.max_connections == 1024 - web.RESERVED_FDS
-    assert settings.max_pending == settings.threads * 4
-    assert web.WebSettings.from_env(fd_limit=1 << 20).max_connections == 10_000
+    settings = web.WebSettings.load().sized(fd_limit=1024)
+    assert settings.web_workers == web.usable_cores()
+    assert settings.web_max_connections == 1024 - web.RESERVED_FDS
+    assert settings.web_max_pending == settings.web_threads * 4
+    assert web.WebSettings.load().sized(fd_limit=1 << 20).web_max_connections == 10_000
 
 
 def test_settings_come_from_the_environment(monkeypatch):
@@ -45,8 +45,9 @@ def test_settings_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("WEB_THREADS", "8")
     monkeypatch.setenv("WEB_MAX_PENDING", "12")
     monkeypatch.setenv("WEB_QUEUE_TIMEOUT", "0.25")
-    settings = web.WebSettings.from_env(fd_limit=4096)
-    assert (settings.workers, settings.threads, settings.max_pending, settings.queue_timeout) == (3, 8, 12, 0.25)
+    settings = web.WebSettings.load().sized(fd_limit=4096)
+    assert (settings.web_workers, settings.web_threads, settings.web_max_pending,
+            settings.web_queue_timeout) == (3, 8, 12, 0.25)
 
 
 def test_open_files_limit_is_raised_to_the_hard_limit():
