@@ -65,6 +65,12 @@ class OrdersService(HealthMixin, ParkedMessagesMixin):
         return orders.cancel_any(self.store, order_id).to_dict()
 
     @rpc
+    def release_any_hold(self, order_id):
+        """Let go of a payment hold now, whoever holds it (back to created, or cancelled if
+        expired), instead of waiting for the stale-hold timer; nothing if the order is not held."""
+        return orders.release_any(self.store, order_id).to_dict()
+
+    @rpc
     def find_orders(self, user_id=None, status=None, limit=50):
         """Operators: the newest orders, of one user and/or in one status (at most ``limit``, 500)."""
         return orders.search(self.store, user_id, status, limit)
@@ -84,10 +90,8 @@ class OrdersService(HealthMixin, ParkedMessagesMixin):
         return orders.hold(self.store, order_id, user_id, holder)
 
     @rpc
-    def release_hold(self, order_id, holder=None):
-        """Payments (its attempt ``holder``'s hold only) or operators (any hold): let go of the order."""
-        if holder is None:
-            return orders.release_any(self.store, order_id).to_dict()
+    def release_hold(self, order_id, holder):
+        """Payments: let go of the hold of its attempt ``holder``, and of no other."""
         return orders.release_by(self.store, order_id, holder).to_dict()
 
     # -- events ------------------------------------------------------------------
