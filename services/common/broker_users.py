@@ -38,7 +38,9 @@ GATEWAY_RPCS = {
     "orders": ["create_order", "list_user_orders", "get_user_order", "cancel_user_order"],
     "payments": ["charge"],
 }
-#: RPCs one service calls on another
+#: RPCs one service calls on another. Payments' ``orders.release_hold`` needs the charge attempt
+#: that holds the order and lets go of that hold only; releasing anyone's hold
+#: (``orders.release_any_hold``) is for operators.
 SERVICE_RPCS = {
     "orders": {"payments": ["has_unsettled_charge"]},
     "payments": {"orders": ["hold_for_payment", "release_hold", "get_order"]},

@@ -132,6 +132,16 @@ class Transaction:
 class Store(Database):
     """nameko-sqlalchemy's Database plus migrations, the outbox and its relay."""
 
+    @staticmethod
+    def lock_rows(query):
+        """``query`` (a SELECT of rows about to change) made to lock what it reads until the
+        transaction ends, whatever the database: ``SELECT ... FOR UPDATE OF <its table>`` on
+        PostgreSQL; on SQLite, which has no row locks, running it first takes the database's
+        write lock (see :func:`configure_engine`), so the read sees the latest committed state
+        and no other writer gets in before this transaction ends."""
+        table = query.columns_clause_froms[0]  # the table of what it selects (not its joins)
+        return query.with_for_update(of=table).execution_options(**{SQLITE_WRITE_LOCK: table.name})
+
     def __init__(self, declarative_base, outbox_model=None, processed_model=None, **options):
         # rows stay readable after commit: the outbox rows are published from memory
         options.setdefault("session_options", {"expire_on_commit": False})
@@ -290,10 +300,24 @@ class StoreApi:
             conn.execute(text("SELECT 1"))
 
 
+#: the execution option :meth:`Store.lock_rows` sets: the table whose rows a query locks (SQLite only)
+SQLITE_WRITE_LOCK = "sqlite_write_lock"
+
+
 def configure_engine(engine) -> None:
-    """SQLite: WAL and a busy timeout so that concurrent writers wait instead of failing."""
+    """SQLite: WAL and a busy timeout so that concurrent writers wait instead of failing, and the
+    write lock that stands in for row locks (:meth:`Store.lock_rows`)."""
     if engine.dialect.name != "sqlite":
         return
+
+    @event.listens_for(engine, "before_execute")
+    def _write_lock_first(conn, clauseelement, multiparams, params, execution_options):
+        table = execution_options.get(SQLITE_WRITE_LOCK)
+        if table:
+            # A write that changes nothing still opens a write transaction (the driver begins one
+            # before any UPDATE) and takes SQLite's one write lock, held until commit or rollback.
+            quoted = conn.dialect.identifier_preparer.quote(table)
+            conn.exec_driver_sql(f"UPDATE {quoted} SET rowid = rowid WHERE 0")
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection, _record):

@@ -1,27 +1,34 @@
-"""Order rules: reserving a ticket, who may see or cancel an order, how status moves, the ticket replica.
+"""Order rules, without a database: how an order's status moves, who may see or change an order,
+what a new order is, when a ticket update applies to the replica.
 
-Status moves through :func:`_move` (expiry: one conditional UPDATE), which bumps the version (the
-mapper's version column guards every UPDATE) and, where the contract (docs/contract.md) has an event for
-the new status, emits it in the same transaction.
+The service layer (:mod:`services.orders.service_layer`) loads and saves through
+:mod:`services.orders.repository` and asks these rules what to do.
 
-    created ──hold_for_payment──> awaiting:payment ──payment:created──> complete
-       │  ^                            │
-       │  └────────release_hold────────┘ (or → cancelled if expired meanwhile)
-       └──cancel / expiration:complete / safety net──> cancelled
+**The state machine is one table.** Every status change is a row of :data:`TRANSITIONS`
+(from-status, action → to-status, and the contract event that announces it, if any), and
+nothing moves an order otherwise. Every other (status, action) pair is either *refused*
+(:data:`REFUSED`, a 409 with the reason) or *nothing to do* (:data:`UNCHANGED`: a repeat, or
+a message that arrives late), so every pair has exactly one answer::
+
+    created ──hold──> awaiting:payment ──pay──> complete
+     │ │ ^                 │
+     │ │ └────release──────┘  (release_expired → cancelled once expiresAt has passed)
+     │ └──pay──> complete     (a payment that meets no hold)
+     └──cancel / expire──> cancelled
+
+Who asks for which action, and the checks that come first (the owner, the holder, the
+clock), are the functions below the table.
 """
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.exc import StaleDataError
 
 from services.common import events
 from services.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from services.common.handlers import NotYetApplicable
-from services.common.validation import OrderInput, is_valid_id, validate
+from services.common.validation import OrderInput, validate
 
 from .models import AWAITING_PAYMENT, CANCELLED, COMPLETE, CREATED, STATUSES, Order, TicketReplica
 
@@ -29,68 +36,196 @@ log = logging.getLogger(__name__)
 
 RESERVED = "Ticket is already reserved"
 OWN_TICKET = "You cannot buy your own ticket"
+NOT_YOURS = "This order is not yours"
+CHANGED_MEANWHILE = "The order changed meanwhile, try again"
+
+# -- the state machine ---------------------------------------------------------
+
+#: the buyer (``cancel_user_order``) or an operator (``cancel_order``) cancels
+CANCEL = "cancel"
+#: expiration:complete, or the safety net, once expiresAt has passed
+EXPIRE = "expire"
+#: payments holds the order while it charges (``hold_for_payment``)
+HOLD = "hold"
+#: the hold is let go before expiresAt (``release_hold``, ``release_any_hold``, the stale-hold timer)
+RELEASE = "release"
+#: the hold is let go once expiresAt has passed: the order is over
+RELEASE_EXPIRED = "release_expired"
+#: payment:created
+PAY = "pay"
+ACTIONS = (CANCEL, EXPIRE, HOLD, RELEASE, RELEASE_EXPIRED, PAY)
 
 
-# -- reading -----------------------------------------------------------------
-
-def find(session, order_id: str, *, for_update: bool = False) -> Order:
-    """One order with its ticket; ``for_update`` serialises changes of it (row lock / SQLite write lock)."""
-    if not is_valid_id(order_id):
-        raise NotFound("Order not found")
-    query = select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
-    if for_update:
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(of=Order)
-        else:
-            # SQLite has no row locks; a no-op write takes the (database-wide) write lock now,
-            # so the read that follows sees the latest committed state.
-            session.execute(update(Order).where(Order.id == order_id).values(id=Order.id)
-                            .execution_options(synchronize_session=False))
-    order = session.scalars(query).first()
-    if order is None:
-        raise NotFound("Order not found")
-    return order
+@dataclass(frozen=True)
+class Transition:
+    source: str
+    action: str
+    target: str
+    #: the contract event announcing the move (docs/contract.md), None if it stays inside orders
+    event: str | None
 
 
-def show_order(session, order_id: str, user_id: str) -> Order:
-    order = find(session, order_id)
+TRANSITIONS: tuple[Transition, ...] = (
+    Transition(CREATED, HOLD, AWAITING_PAYMENT, None),
+    Transition(CREATED, CANCEL, CANCELLED, events.ORDER_CANCELLED),
+    Transition(CREATED, EXPIRE, CANCELLED, events.ORDER_CANCELLED),
+    Transition(CREATED, PAY, COMPLETE, events.ORDER_COMPLETED),
+    Transition(AWAITING_PAYMENT, RELEASE, CREATED, None),
+    Transition(AWAITING_PAYMENT, RELEASE_EXPIRED, CANCELLED, events.ORDER_CANCELLED),
+    Transition(AWAITING_PAYMENT, PAY, COMPLETE, events.ORDER_COMPLETED),
+)
+
+#: (status, action) refused with 409 and this reason
+REFUSED: dict[tuple[str, str], str] = {
+    (AWAITING_PAYMENT, CANCEL): "Order is being paid",
+    (COMPLETE, CANCEL): "Cannot cancel a completed order",
+    (AWAITING_PAYMENT, HOLD): "Order is being paid",
+    (COMPLETE, HOLD): "Order is already paid",
+    (CANCELLED, HOLD): "Order is cancelled",
+}
+
+#: (status, action) with nothing to do: the action already happened, or came too late to matter
+UNCHANGED: frozenset[tuple[str, str]] = frozenset({
+    (CANCELLED, CANCEL),  # cancelling a cancelled order
+    # expiry stops at a hold, a payment or a cancellation
+    (AWAITING_PAYMENT, EXPIRE), (COMPLETE, EXPIRE), (CANCELLED, EXPIRE),
+    # a release of a hold that is no longer there
+    *((status, action) for status in (CREATED, COMPLETE, CANCELLED) for action in (RELEASE, RELEASE_EXPIRED)),
+    (COMPLETE, PAY),  # a second payment:created
+    # a payment that meets a cancelled order (an operator released its hold meanwhile): it stays
+    # cancelled and payments refunds the charge (it learns of the cancellation by order:cancelled)
+    (CANCELLED, PAY),
+})
+
+_MOVES = {(t.source, t.action): t for t in TRANSITIONS}
+
+
+def step(status: str, action: str) -> Transition | None:
+    """The row of :data:`TRANSITIONS` that ``action`` takes from ``status``; None if there is
+    nothing to do; :class:`Conflict` (409, the reason of :data:`REFUSED`) if it is not allowed."""
+    move = _MOVES.get((status, action))
+    if move is not None:
+        return move
+    if (status, action) in REFUSED:
+        raise Conflict(REFUSED[status, action])
+    if (status, action) in UNCHANGED:
+        return None
+    raise ValueError(f"no rule for {action!r} on an order in status {status!r}")
+
+
+def move(order: Order, transition: Transition, **values) -> None:
+    """Apply ``transition`` to ``order`` (and set ``values``, e.g. the hold's columns); saving it
+    bumps the version (the mapper's version column guards every UPDATE)."""
+    if order.status != transition.source:
+        raise ValueError(f"order {order.id} is {order.status}, not {transition.source}")
+    order.status = transition.target
+    for name, value in values.items():
+        setattr(order, name, value)
+
+
+def announcement(transition: Transition, order) -> tuple[str, dict] | None:
+    """The event (name, payload) that announces ``transition`` of ``order`` (saved: its new version),
+    or None if the move stays inside orders (created ↔ awaiting:payment)."""
+    if transition.event == events.ORDER_CANCELLED:
+        return transition.event, {"id": order.id, "version": order.version, "ticket": {"id": order.ticket_id}}
+    if transition.event == events.ORDER_COMPLETED:
+        return transition.event, {"id": order.id, "version": order.version, "userId": order.user_id,
+                                  "userEmail": order.user_email, "ticket": order.ticket_summary()}
+    return None
+
+
+# -- who may do what -----------------------------------------------------------
+
+def check_owner(order: Order, user_id: str) -> Order:
+    """The buyer's own order, or 403."""
     if order.user_id != user_id:
-        raise Forbidden("This order is not yours")
+        raise Forbidden(NOT_YOURS)
     return order
 
 
-def orders_of(session, user_id: str) -> list[Order]:
-    """The user's orders, oldest first."""
-    query = select(Order).where(Order.user_id == user_id).order_by(Order.created_at, Order.id)
-    return list(session.scalars(query).unique())
+def cancellation(order: Order) -> Transition | None:
+    """A cancel (the buyer's, after :func:`check_owner`, or an operator's): 409 if complete or being paid."""
+    return step(order.status, CANCEL)
 
 
-def find_orders(session, user_id: str | None = None, status: str | None = None, limit: int = 50) -> list[Order]:
-    """Operators' search: newest first, of one user and/or in one status."""
+def expiry() -> Transition:
+    """The one move of expiration:complete and the safety net (created → cancelled), for an order
+    whose expiresAt has passed. The repository applies it in one conditional UPDATE (many orders
+    expire at once): an order in any other status has nothing to do (:data:`UNCHANGED`), and an
+    early or forged expiration:complete finds expiresAt still ahead and changes nothing."""
+    (transition,) = (t for t in TRANSITIONS if t.action == EXPIRE)
+    return transition
+
+
+def hold(order: Order, holder: str | None, now: datetime) -> Transition | None:
+    """created → awaiting:payment, so that expiry and a payment cannot both win.
+
+    The same ``holder`` (payments' charge attempt) asking again (its request was redelivered
+    after a crash) finds the hold it already has: None. Anyone else 409, and so does an
+    order whose expiresAt has passed."""
+    if order.status == AWAITING_PAYMENT and holder is not None and order.held_by == holder:
+        return None
+    transition = step(order.status, HOLD)
+    if order.expires_at <= now:
+        raise Conflict("Order has expired")
+    return transition
+
+
+def payable(order: Order) -> dict:
+    """What payments charges: the price the order was reserved at, in cents."""
+    return {**order.to_dict(), "amountCents": int(order.reserved_price * 100)}
+
+
+def release(order: Order, now: datetime) -> Transition | None:
+    """Let go of any hold (an operator's ``release_any_hold``, the stale-hold timer): back to
+    created, or cancelled if expiresAt has passed; nothing if the order is not held."""
+    return step(order.status, RELEASE_EXPIRED if order.expires_at <= now else RELEASE)
+
+
+def release_by(order: Order, holder: str, now: datetime) -> Transition | None:
+    """Payments lets go of the hold of its charge attempt ``holder``, and of no other: a late
+    release of an earlier attempt must not free a hold a later one has taken. (A hold taken
+    without a holder is anyone's.)"""
+    if order.status == AWAITING_PAYMENT and order.held_by not in (None, holder):
+        log.info("not releasing order %s: held by %s, not %s", order.id, order.held_by, holder)
+        return None
+    return release(order, now)
+
+
+def payment(order: Order) -> Transition | None:
+    """payment:created — the order is paid (nothing more for a paid or a cancelled one)."""
+    transition = step(order.status, PAY)
+    if transition is None and order.status == CANCELLED:
+        log.warning("payment for cancelled order %s: it stays cancelled and payments refunds the charge",
+                    order.id)
+    return transition
+
+
+# -- reading -------------------------------------------------------------------
+
+def status_filter(status: str | None) -> str | None:
+    """Operators' search by status: one of :data:`STATUSES`, or 400."""
     if status is not None and status not in STATUSES:
         raise BadRequest(f"status must be one of {', '.join(STATUSES)}", field="status")
-    query = select(Order).order_by(Order.created_at.desc(), Order.id).limit(max(1, min(int(limit), 500)))
-    if user_id is not None:
-        query = query.where(Order.user_id == str(user_id))
-    if status is not None:
-        query = query.where(Order.status == status)
-    return list(session.scalars(query).unique())
+    return status
 
 
-def count_by_status(session) -> dict[str, int]:
-    counts = dict.fromkeys(STATUSES, 0)
-    for status, count in session.execute(select(Order.status, func.count()).group_by(Order.status)):
-        counts[status] = count
-    return counts
+def search_limit(limit) -> int:
+    return max(1, min(int(limit), 500))
 
 
-# -- creating ----------------------------------------------------------------
+# -- creating ------------------------------------------------------------------
 
-def reserve_ticket(tx, user_id: str, user_email: str, ticket_id, window_seconds: float,
-                   now: datetime | None = None) -> Order:
-    data = validate(OrderInput, {"ticketId": ticket_id})
-    now = now or events.utcnow()
-    ticket = tx.session.get(TicketReplica, data.ticketId)
+def ticket_id_of(ticket_id) -> str:
+    """The ticket a buyer asks for: a valid id, or 400."""
+    return validate(OrderInput, {"ticketId": ticket_id}).ticketId
+
+
+def new_order(user_id: str, user_email: str, ticket: TicketReplica | None, window_seconds: float,
+              now: datetime) -> Order:
+    """A ``created`` order reserving ``ticket`` for ``window_seconds`` (404 for an unknown ticket,
+    409 for the seller's own). One active order per ticket is the database's rule (the partial
+    unique index): the repository reports a second one, which is :data:`RESERVED`."""
     if ticket is None:
         raise NotFound("Ticket not found")
     if ticket.user_id == user_id:
@@ -98,173 +233,52 @@ def reserve_ticket(tx, user_id: str, user_email: str, ticket_id, window_seconds:
     order = Order(user_id=user_id, user_email=user_email, ticket_id=ticket.id, status=CREATED, price=ticket.price,
                   expires_at=now + timedelta(seconds=window_seconds), created_at=now)
     order.ticket = ticket
-    tx.session.add(order)
-    try:
-        tx.session.flush()
-    except IntegrityError:
-        # The partial unique index: another active order holds this ticket (however close the race).
-        raise Conflict(RESERVED) from None
-    tx.emit(events.ORDER_CREATED, id=order.id, version=order.version, status=order.status,
-            userId=order.user_id, userEmail=order.user_email, expiresAt=events.isoformat(order.expires_at),
-            ticket={"id": ticket.id, "price": order.price})
     return order
 
 
-# -- status changes ----------------------------------------------------------
-
-def _move(tx, order: Order, status: str, **values) -> Order:
-    order.status = status
-    for name, value in values.items():
-        setattr(order, name, value)
-    try:
-        tx.session.flush()  # UPDATE ... WHERE version = :old; version + 1
-    except StaleDataError:
-        raise Conflict("The order changed meanwhile, try again") from None
-    if status == CANCELLED:
-        tx.emit(events.ORDER_CANCELLED, id=order.id, version=order.version, ticket={"id": order.ticket_id})
-    elif status == COMPLETE:
-        tx.emit(events.ORDER_COMPLETED, id=order.id, version=order.version, userId=order.user_id,
-                userEmail=order.user_email, ticket=order.ticket_summary())
-    # created <-> awaiting:payment is internal to orders: no event announces it.
-    return order
-
-
-def cancel_order(tx, order_id: str, user_id: str | None = None) -> Order:
-    """The buyer's cancel (``user_id`` given: owner only) or an operator's (no owner check)."""
-    order = find(tx.session, order_id, for_update=True)
-    if user_id is not None and order.user_id != user_id:
-        raise Forbidden("This order is not yours")
-    if order.status == CANCELLED:
-        return order
-    if order.status == COMPLETE:
-        raise Conflict("Cannot cancel a completed order")
-    if order.status == AWAITING_PAYMENT:
-        raise Conflict("Order is being paid")
-    return _move(tx, order, CANCELLED)
-
-
-def expire(tx, order_id: str, now: datetime | None = None) -> bool:
-    """expiration:complete — cancel the order only if it is still ``created`` and its time is up.
-    True if it was cancelled.
-
-    One conditional UPDATE (no read first): this is the hot path when many orders expire at once.
-    An early or forged expiration:complete finds the order's expiresAt still ahead and does nothing.
-    """
-    if not is_valid_id(order_id):
-        log.warning("expiration:complete for a malformed order id %r; ignoring it", order_id)
-        return False
-    now = now or events.utcnow()
-    row = tx.session.execute(
-        update(Order).where(Order.id == order_id, Order.status == CREATED, Order.expires_at <= now)
-        .values(status=CANCELLED, version=Order.version + 1)
-        .returning(Order.version, Order.ticket_id)
-        .execution_options(synchronize_session=False)
-    ).first()
-    if row is None:
-        return False  # paid, being paid, already cancelled, or unknown: expiry has nothing to do
-    tx.emit(events.ORDER_CANCELLED, id=order_id, version=row.version, ticket={"id": row.ticket_id})
-    return True
-
-
-def hold_for_payment(tx, order_id: str, user_id: str, holder: str | None = None,
-                     now: datetime | None = None) -> dict:
-    """created → awaiting:payment, so that expiry and a payment cannot both win.
-
-    ``holder`` (payments' charge attempt) is recorded: the same holder asking again (its
-    request was redelivered after a crash) gets the hold it already has, anyone else 409."""
-    now = now or events.utcnow()
-    order = find(tx.session, order_id, for_update=True)
-    if order.user_id != user_id:
-        raise Forbidden("This order is not yours")
-    if order.status == AWAITING_PAYMENT and holder is not None and order.held_by == holder:
-        return _payable(order)
-    if order.status == CANCELLED:
-        raise Conflict("Order is cancelled")
-    if order.status == COMPLETE:
-        raise Conflict("Order is already paid")
-    if order.status == AWAITING_PAYMENT:
-        raise Conflict("Order is being paid")
-    if order.expires_at <= now:
-        raise Conflict("Order has expired")
-    _move(tx, order, AWAITING_PAYMENT, held_at=now, held_by=holder)
-    return _payable(order)
-
-
-def _payable(order: Order) -> dict:
-    """What payments charges: the price the order was reserved at, in cents."""
-    return {**order.to_dict(), "amountCents": int(order.reserved_price * 100)}
-
-
-def release_hold(tx, order_id: str, holder: str | None = None, now: datetime | None = None) -> Order:
-    """awaiting:payment → created (or → cancelled if it expired meanwhile); otherwise nothing.
-
-    With ``holder``, only that holder's hold is released (a late release of an earlier attempt
-    must not free a hold a later one has taken); without, any hold (an operator's release)."""
-    now = now or events.utcnow()
-    order = find(tx.session, order_id, for_update=True)
-    if order.status != AWAITING_PAYMENT:
-        return order
-    if holder is not None and order.held_by is not None and order.held_by != holder:
-        log.info("not releasing order %s: held by %s, not %s", order_id, order.held_by, holder)
-        return order
-    if order.expires_at <= now:
-        return _move(tx, order, CANCELLED, held_at=None, held_by=None)
-    return _move(tx, order, CREATED, held_at=None, held_by=None)
-
-
-def complete(tx, order_id: str) -> Order | None:
-    """payment:created — the order is paid."""
-    order = find(tx.session, order_id, for_update=True)
-    if order.status == COMPLETE:
-        return order
-    if order.status == CANCELLED:
-        # Only if an operator released the hold of a charge that then succeeded: payments
-        # refunds a payment of a cancelled order (it learns of the cancellation by order:cancelled).
-        log.warning("payment for cancelled order %s: it stays cancelled and payments refunds the charge",
-                    order_id)
-        return order
-    return _move(tx, order, COMPLETE, held_at=None)
+def creation(order: Order) -> dict:
+    """The payload of order:created, for an order just saved."""
+    return {
+        "id": order.id, "version": order.version, "status": order.status, "userId": order.user_id,
+        "userEmail": order.user_email, "expiresAt": events.isoformat(order.expires_at),
+        "ticket": {"id": order.ticket_id, "price": order.price}}
 
 
 # -- timers --------------------------------------------------------------------
 
-def overdue_ids(session, grace_seconds: float, now: datetime | None = None, limit: int = 500) -> list[str]:
-    """created orders more than ``grace_seconds`` past expiresAt (their expiry message was lost)."""
-    cutoff = (now or events.utcnow()) - timedelta(seconds=grace_seconds)
-    query = (select(Order.id).where(Order.status == CREATED, Order.expires_at < cutoff)
-             .order_by(Order.expires_at).limit(limit))
-    return list(session.scalars(query))
+def overdue_cutoff(grace_seconds: float, now: datetime) -> datetime:
+    """created orders whose expiresAt is before this lost their expiry message."""
+    return now - timedelta(seconds=grace_seconds)
 
 
-def stale_hold_ids(session, hold_seconds: float, now: datetime | None = None, limit: int = 500) -> list[str]:
-    """awaiting:payment orders held longer than ``hold_seconds`` (payments died mid-charge)."""
-    cutoff = (now or events.utcnow()) - timedelta(seconds=hold_seconds)
-    query = (select(Order.id).where(Order.status == AWAITING_PAYMENT, Order.held_at < cutoff)
-             .order_by(Order.held_at).limit(limit))
-    return list(session.scalars(query))
+def stale_hold_cutoff(hold_seconds: float, now: datetime) -> datetime:
+    """awaiting:payment orders held since before this: payments may have died mid-charge."""
+    return now - timedelta(seconds=hold_seconds)
 
 
 # -- the ticket replica ----------------------------------------------------------
 
-def apply_ticket(tx, event: events.TicketChanged) -> TicketReplica | None:
-    """Apply ticket:created/updated only as the next version; early ones wait, stale ones drop."""
-    ticket = tx.session.get(TicketReplica, event.id)
-    if ticket is None:
+def replica_update(replica: TicketReplica | None, event: events.TicketChanged) -> bool:
+    """Whether ticket:created/updated applies now: only as the next version (v0 creates the
+    replica); an early one raises :class:`NotYetApplicable` (retried later), a stale one is False."""
+    if replica is None:
         if event.version != 0:
             raise NotYetApplicable(f"ticket {event.id} v{event.version} before its v0")
-        ticket = TicketReplica(id=event.id, title=event.title, price=event.price, user_id=event.userId,
-                               version=event.version)
-        tx.session.add(ticket)
-        try:
-            tx.session.flush()
-        except IntegrityError:  # a concurrent delivery of v0 won
-            raise NotYetApplicable(f"ticket {event.id} v0 raced; retrying") from None
-        return ticket
-    if event.version <= ticket.version:
-        log.info("dropping stale ticket %s v%d (replica at v%d)", event.id, event.version, ticket.version)
-        return None
-    if event.version > ticket.version + 1:
-        raise NotYetApplicable(f"ticket {event.id} v{event.version} before v{ticket.version + 1}")
-    ticket.title, ticket.price, ticket.user_id, ticket.version = event.title, event.price, event.userId, event.version
-    tx.session.flush()
-    return ticket
+        return True
+    if event.version <= replica.version:
+        log.info("dropping stale ticket %s v%d (replica at v%d)", event.id, event.version, replica.version)
+        return False
+    if event.version > replica.version + 1:
+        raise NotYetApplicable(f"ticket {event.id} v{event.version} before v{replica.version + 1}")
+    return True
+
+
+def new_replica(event: events.TicketChanged) -> TicketReplica:
+    return TicketReplica(id=event.id, title=event.title, price=event.price, user_id=event.userId,
+                         version=event.version)
+
+
+def update_replica(replica: TicketReplica, event: events.TicketChanged) -> TicketReplica:
+    replica.title, replica.price, replica.user_id, replica.version = (event.title, event.price, event.userId,
+                                                                      event.version)
+    return replica

@@ -1,9 +1,7 @@
 """The orders service: RPCs for the gateway, payments and operators; reactions to tickets, expiry, payments."""
 from __future__ import annotations
 
-import logging
-
-from services.common import events, logs, metrics
+from services.common import events
 from services.common.handlers import handles
 from services.common.health import HealthMixin
 from services.common.parked import ParkedMessagesMixin
@@ -12,17 +10,15 @@ from services.common.settings import Settings, configured_timer
 from services.common.store import Store
 from services.common.validation import acting_user
 
-from . import domain
-from .models import AWAITING_PAYMENT, CANCELLED, COMPLETE, CREATED, Base, OutboxMessage, ProcessedEvent
+from . import service_layer as orders
+from .models import Base, OutboxMessage, ProcessedEvent
 from .settings import OrdersSettings
-
-log = logging.getLogger(__name__)
-
-def moved(status: str, reason: str) -> None:
-    metrics.ORDER_TRANSITIONS.labels(status, reason).inc()
 
 
 class OrdersService(HealthMixin, ParkedMessagesMixin):
+    """Entrypoints only: each parses its arguments, calls one function of the service layer
+    (:mod:`services.orders.service_layer`, which owns the transaction) and returns what it gives."""
+
     name = "orders"
 
     # More connections than workers (+ timers, outbox relay): a worker waiting on SQLAlchemy's
@@ -34,164 +30,89 @@ class OrdersService(HealthMixin, ParkedMessagesMixin):
     # -- the gateway: user-facing, the acting user's id first -------------------
     @rpc
     def create_order(self, user_id, user_email, ticket_id):
-        with self.store.transaction() as tx:
-            order = domain.reserve_ticket(tx, user_id, user_email, ticket_id, self.settings.expiration_window_seconds)
-            logs.bind(order_id=order.id, ticket_id=order.ticket_id)
-            result = order.to_dict()
-        moved(CREATED, "reserved")
-        log.info("order %s created: ticket %s reserved until %s", order.id, order.ticket_id, result["expiresAt"])
-        return result
+        return orders.reserve(self.store, user_id, user_email, ticket_id,
+                              self.settings.expiration_window_seconds).to_dict()
 
     @rpc
     def list_user_orders(self, user_id):
         """The gateway: the acting user's orders, oldest first."""
-        with self.store.read() as session:
-            return [order.to_dict() for order in domain.orders_of(session, acting_user(user_id))]
+        return orders.orders_of(self.store, acting_user(user_id))
 
     @rpc
     def get_user_order(self, user_id, order_id):
         """The gateway: one order of the acting user (403 for someone else's)."""
-        with self.store.read() as session:
-            return domain.show_order(session, order_id, acting_user(user_id)).to_dict()
+        return orders.order_of(self.store, acting_user(user_id), order_id)
 
     @rpc
     def cancel_user_order(self, user_id, order_id):
         """The gateway: the buyer cancels their own order."""
-        return self._cancel(order_id, acting_user(user_id), reason="buyer")
+        return orders.cancel_for_buyer(self.store, acting_user(user_id), order_id).to_dict()
 
     # -- operators (no acting user; the broker lets only operators and services call these) --
     @rpc
     def get_order(self, order_id):
-        with self.store.read() as session:
-            return domain.find(session, order_id).to_dict()
+        return orders.any_order(self.store, order_id)
 
     @rpc
     def cancel_order(self, order_id):
         """Releases the ticket; 409 if complete or being paid."""
-        return self._cancel(order_id, None, reason="operator")
+        return orders.cancel_any(self.store, order_id).to_dict()
+
+    @rpc
+    def release_any_hold(self, order_id):
+        """Let go of a payment hold now, whoever holds it (back to created, or cancelled if
+        expired), instead of waiting for the stale-hold timer; nothing if the order is not held."""
+        return orders.release_any(self.store, order_id).to_dict()
 
     @rpc
     def find_orders(self, user_id=None, status=None, limit=50):
         """Operators: the newest orders, of one user and/or in one status (at most ``limit``, 500)."""
-        with self.store.read() as session:
-            return [order.to_dict() for order in domain.find_orders(session, user_id, status, limit)]
+        return orders.search(self.store, user_id, status, limit)
 
     @rpc
     def count_orders(self):
         """Operators: how many orders are in each status (``created`` ones are waiting to be paid or to expire)."""
-        with self.store.read() as session:
-            return domain.count_by_status(session)
+        return orders.count_by_status(self.store)
 
     def refresh_metrics(self):
-        with self.store.read() as session:
-            for status, count in domain.count_by_status(session).items():
-                metrics.ORDERS.labels(status).set(count)
+        orders.refresh_metrics(self.store)
 
-    def _cancel(self, order_id, user_id, reason: str):
-        """Cancel for its buyer (``user_id``) or an operator (None), and say so once it happened."""
-        with self.store.transaction() as tx:
-            before = len(tx.outbox_rows)
-            order = domain.cancel_order(tx, order_id, user_id).to_dict()
-            cancelled_now = len(tx.outbox_rows) > before
-        if cancelled_now:
-            moved(CANCELLED, reason)
-            log.info("order %s cancelled by %s; ticket %s back on sale", order_id,
-                     "its buyer" if reason == "buyer" else "an operator", order["ticket"]["id"],
-                     extra={"ticket_id": order["ticket"]["id"]})
-        return order
-
-    # -- payments --------------------------------------------------------------
+    # -- payments (a charge attempt is the holder) ----------------------------------
     @rpc
     def hold_for_payment(self, order_id, user_id, holder=None):
         """Payments: hold the order for charge attempt ``holder`` (the same holder again: no-op)."""
-        with self.store.transaction() as tx:
-            order = domain.hold_for_payment(tx, order_id, user_id, holder)
-        moved(AWAITING_PAYMENT, "payment")
-        log.info("order %s held for payment", order_id)
-        return order
+        return orders.hold(self.store, order_id, user_id, holder)
 
     @rpc
-    def release_hold(self, order_id, holder=None):
-        """Payments (its attempt ``holder``'s hold only) or operators (any hold): let go of the order."""
-        with self.store.transaction() as tx:
-            was_held = domain.find(tx.session, order_id).status == AWAITING_PAYMENT
-            order = domain.release_hold(tx, order_id, holder).to_dict()
-        if was_held:
-            reason = "expired while being paid" if order["status"] == CANCELLED else "payment not made"
-            moved(order["status"], "expired" if order["status"] == CANCELLED else "released")
-            log.info("order %s released from its payment hold: now %s (%s)", order_id, order["status"], reason)
-        return order
+    def release_hold(self, order_id, holder):
+        """Payments: let go of the hold of its attempt ``holder``, and of no other."""
+        return orders.release_by(self.store, order_id, holder).to_dict()
 
     # -- events ------------------------------------------------------------------
     @handles(events.TICKET_CREATED)
     def on_ticket_created(self, tx, event):
-        domain.apply_ticket(tx, event)
+        orders.apply_ticket(tx, event)
 
     @handles(events.TICKET_UPDATED)
     def on_ticket_updated(self, tx, event):
-        domain.apply_ticket(tx, event)
+        orders.apply_ticket(tx, event)
 
     @handles(events.EXPIRATION_COMPLETE)
     def on_expiration_complete(self, tx, event):
-        if domain.expire(tx, event.orderId):
-            moved(CANCELLED, "expired")
-            log.info("order %s cancelled: its payment window ran out (expiration:complete)", event.orderId)
-        else:
-            log.info("expiration:complete for order %s: nothing to do (paid, being paid or cancelled)",
-                     event.orderId)
+        orders.on_expiration(tx, event.orderId)
 
     @handles(events.PAYMENT_CREATED)
     def on_payment_created(self, tx, event):
-        order = domain.complete(tx, event.orderId)
-        if order is not None and order.status == COMPLETE:
-            moved(COMPLETE, "paid")
-            log.info("order %s complete: paid (payment %s)", event.orderId, event.id,
-                     extra={"payment_id": event.id})
+        orders.on_payment(tx, event)
 
     # -- timers ------------------------------------------------------------------
     @configured_timer("orders_sweep_interval")
     def cancel_overdue_orders(self):
         """The safety net: an expiry message that got lost must not keep a ticket reserved forever."""
-        with self.store.read() as session:
-            overdue = domain.overdue_ids(session, self.settings.orders_expiry_grace_seconds)
-        for order_id in overdue:
-            try:
-                # each cancellation its own story: its id goes with order:cancelled to tickets
-                with logs.scope(correlation_id=logs.new_correlation_id(), order_id=order_id):
-                    with self.store.transaction() as tx:
-                        cancelled = domain.expire(tx, order_id)
-                    if cancelled:
-                        moved(CANCELLED, "safety_net")
-                        log.warning("safety net: cancelled order %s, over %ss past its expiresAt "
-                                    "(expiry message lost?)", order_id, self.settings.orders_expiry_grace_seconds)
-            except Exception:
-                log.exception("safety net could not cancel order %s; next round", order_id,
-                              extra={"order_id": order_id})
+        orders.cancel_overdue(self.store, self.settings.orders_expiry_grace_seconds)
 
     @configured_timer("orders_sweep_interval")
     def release_stale_holds(self):
-        """Payments holds an order while it charges; if it died before sending the charge, the
-        hold is released here. A charge whose outcome payments does not know yet keeps the hold
-        (payments' reconciliation settles it), so an order is never both charged and cancelled."""
-        with self.store.read() as session:
-            stale = domain.stale_hold_ids(session, self.settings.orders_hold_timeout_seconds)
-        for order_id in stale:
-            try:
-                if self.payments.has_unsettled_charge(order_id):
-                    log.warning("order %s is held for a charge payments is still settling; keeping the hold",
-                                order_id, extra={"order_id": order_id})
-                    continue
-            except Exception as exc:  # payments unreachable: it cannot vouch that nothing was charged
-                log.warning("cannot ask payments about order %s (%r); keeping the hold", order_id, exc,
-                            extra={"order_id": order_id})
-                continue
-            try:
-                with logs.scope(correlation_id=logs.new_correlation_id(), order_id=order_id):
-                    with self.store.transaction() as tx:
-                        order = domain.release_hold(tx, order_id)
-                    moved(order.status, "expired" if order.status == CANCELLED else "released")
-                    log.warning("released payment hold on order %s after %ss (now %s)",
-                                order_id, self.settings.orders_hold_timeout_seconds, order.status)
-            except Exception:
-                log.exception("could not release the hold on order %s; next round", order_id,
-                              extra={"order_id": order_id})
+        """Payments holds an order while it charges; a hold older than ORDERS_HOLD_TIMEOUT_SECONDS is let
+        go once payments says no charge of it is still being settled."""
+        orders.release_stale_holds(self.store, self.payments, self.settings.orders_hold_timeout_seconds)

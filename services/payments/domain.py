@@ -575,7 +575,7 @@ def reconcile_attempt(store, orders, processor: Processor, attempt_id: str, *, g
             "reconciliation gave up on order %s after %.0f s: the processor still gives no answer for "
             "idempotency key %s (%s). Money may have moved, so the order stays held (awaiting:payment) and "
             "is not cancelled. An operator must look up the charge at the processor (key %s, metadata "
-            "order_id=%s, %s %s cents): if there is none, release the hold (n.rpc.orders.release_hold); "
+            "order_id=%s, %s %s cents): if there is none, release the hold (n.rpc.orders.release_any_hold); "
             "if there is one, refund it or record it.", attempt.order_id, age, attempt.idempotency_key,
             outcome.message, attempt.idempotency_key, attempt.order_id, attempt.currency, attempt.amount_cents)
         return "abandoned"

@@ -11,6 +11,7 @@ from sqlalchemy import and_, bindparam, or_, select
 from services.common import events
 from services.common.errors import Conflict, Forbidden, NotFound
 from services.common.handlers import NotYetApplicable
+from services.common.store import Store
 from services.common.validation import TicketInput, is_valid_id, validate
 
 from .models import CancelledOrder, Ticket
@@ -28,7 +29,7 @@ def find(session, ticket_id: str, *, for_update: bool = False) -> Ticket:
         raise NotFound("Ticket not found")
     query = select(Ticket).where(Ticket.id == ticket_id)
     if for_update:
-        query = query.with_for_update()
+        query = Store.lock_rows(query)
     ticket = session.scalars(query).first()
     if ticket is None:
         raise NotFound("Ticket not found")

@@ -56,12 +56,12 @@ def test_a_paid_or_held_order_does_not_expire(app, tap):
     ticket = list_ticket(app, seller)
     alices = order(app, alice, ticket["id"]).json()
     with ClusterRpcProxy({"AMQP_URI": app.env["AMQP_URI"], "serializer": "json"}) as rpc:
-        rpc.orders.hold_for_payment(alices["id"], alice.user["id"])
+        rpc.orders.hold_for_payment(alices["id"], alice.user["id"], "1" * 32)  # payments' attempt "1..."
         tap.wait("expiration:complete", timeout=WINDOW + 3, orderId=alices["id"])
         time.sleep(0.3)
         assert rpc.orders.get_order(alices["id"])["status"] == "awaiting:payment"
         # the charge failed after expiry: releasing the hold cancels it
-        assert rpc.orders.release_hold(alices["id"])["status"] == "cancelled"
+        assert rpc.orders.release_hold(alices["id"], "1" * 32)["status"] == "cancelled"
     tap.wait("order:cancelled", id=alices["id"])
 
 

@@ -95,7 +95,7 @@ def world(app):
 
 def test_every_recipe_of_the_readme_is_tested():
     assert set(RECIPES) == {"find-user", "revoke-user", "restore-user", "orders-of-user", "orders-by-status",
-                            "count-orders", "get-order", "cancel-order", "show-ticket", "resend-confirmation",
+                            "count-orders", "get-order", "cancel-order", "release-hold", "show-ticket", "resend-confirmation",
                             "pending-expirations", "list-parked", "replay-parked", "drop-parked", "refund-order"}
 
 
@@ -138,6 +138,21 @@ def test_show_and_cancel_an_order_and_show_its_ticket(app, world):
                              input=recipe("cancel-order", order_id=world["paid_order"]["id"]),
                              env=app.env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert "Cannot cancel a completed order" in refused.stdout + refused.stderr
+
+
+def test_release_anyone_s_payment_hold(app):
+    """payments' charge attempt holds an order (here: its hold_for_payment, called from the shell);
+    the operator lets go of it without knowing the attempt."""
+    buyer = signup(app, "holder")
+    response = order(app, buyer, list_ticket(app, signup(app, "seller"), "Held")["id"], timeout=30)
+    assert response.status_code == 201, response.text
+    held = response.json()
+    order_id, user_id, attempt = held["id"], buyer.user["id"], uuid.uuid4().hex
+    hold = f'print(n.rpc.orders.hold_for_payment("{order_id}", "{user_id}", "{attempt}"))'
+    assert printed(run_in_shell(app, hold))["status"] == "awaiting:payment"
+    released = printed(run_in_shell(app, recipe("release-hold", order_id=held["id"])))
+    assert released["status"] == "created" and released["version"] == 2
+    assert printed(run_in_shell(app, recipe("release-hold", order_id=held["id"])))["version"] == 2  # not held: no-op
 
 
 def test_resend_a_confirmation(app, world):

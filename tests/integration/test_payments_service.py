@@ -270,7 +270,7 @@ def test_an_attempt_locked_by_one_replica_is_skipped_by_another(postgres_url):
     class Orders:
         released: list = []
 
-        def release_hold(self, order_id, holder=None):
+        def release_hold(self, order_id, holder):
             self.released.append(order_id)
 
         def get_order(self, order_id):

@@ -19,7 +19,7 @@ def database_url(tmp_path):
 
 @pytest.fixture
 def records(caplog):
-    caplog.set_level(logging.INFO, logger="services.orders.service")
+    caplog.set_level(logging.INFO, logger="services.orders")  # the service and its service layer
     caplog.handler.addFilter(logs.ContextFilter("orders"))
     return caplog
 

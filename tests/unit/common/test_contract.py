@@ -30,7 +30,8 @@ def consumed_events() -> dict[str, set[tuple[str, str]]]:
 
 
 def published_events() -> dict[str, set[str]]:
-    """{event name: {publishing service}}: the services whose code emits or dispatches ``events.X``."""
+    """{event name: {publishing service}}: the services whose code emits or dispatches ``events.X``,
+    or names it as the event of a row of its state machine (``Transition(..., events.X)``)."""
     constants = {key: value for key, value in vars(events).items() if isinstance(value, str) and value in events.PAYLOADS}
     found: dict[str, set[str]] = {}
     for name in SERVICES:
@@ -40,6 +41,10 @@ def published_events() -> dict[str, set[str]]:
                         and node.func.attr in ("emit", "dispatch") and node.args
                         and isinstance(node.args[0], ast.Attribute) and node.args[0].attr in constants):
                     found.setdefault(constants[node.args[0].attr], set()).add(name)
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Transition":
+                    for arg in node.args:
+                        if isinstance(arg, ast.Attribute) and arg.attr in constants:
+                            found.setdefault(constants[arg.attr], set()).add(name)
     return found
 
 

@@ -1,249 +1,183 @@
-"""Order rules as plain functions on the real store (SQLite); ``tx.emitted`` is what went into the outbox."""
+"""The order state machine and rules, without a database: the transition table row by row, the
+refusals (the very 409s the API gives), and every status reachable from a new order."""
 from datetime import timedelta
 from decimal import Decimal
+from itertools import product
 
 import pytest
 
 from services.common import events
-from services.common.errors import BadRequest, Conflict, Forbidden, NotFound
+from services.common.errors import Conflict, Forbidden, NotFound
 from services.common.handlers import NotYetApplicable
 from services.orders import domain
-from services.orders.models import Order, TicketReplica
+from services.orders.domain import (ACTIONS, CANCEL, EXPIRE, HOLD, PAY, REFUSED, RELEASE, RELEASE_EXPIRED,
+                                    TRANSITIONS, UNCHANGED, Transition)
+from services.orders.models import AWAITING_PAYMENT, CANCELLED, COMPLETE, CREATED, STATUSES, Order, TicketReplica
 
 SELLER, ALICE, BOB = "5" * 32, "a" * 32, "b" * 32
-TICKET = "7" * 32
+NOW = events.utcnow()
 
 
-@pytest.fixture
-def store(make_store):
-    return make_store("orders")  # the real migration, partial unique index included
+def an_order(status=CREATED, expires_in=60, held_by=None, version=0) -> Order:
+    ticket = TicketReplica(id="7" * 32, title="Concert", price=Decimal("12.50"), user_id=SELLER, version=0)
+    order = Order(id="1" * 32, user_id=ALICE, user_email="alice@example.com", ticket_id=ticket.id, status=status,
+                  price=ticket.price, expires_at=NOW + timedelta(seconds=expires_in), created_at=NOW,
+                  held_by=held_by, version=version)
+    order.ticket = ticket
+    return order
 
 
-@pytest.fixture
-def tx(store):
-    tx = store.begin()
-    tx.session.add(TicketReplica(id=TICKET, title="Concert", price=Decimal("12.50"), user_id=SELLER, version=0))
-    tx.session.commit()
-    yield tx
-    tx.session.close()
+# -- the table -----------------------------------------------------------------
+
+EXPECTED_ROWS = [
+    # from, action -> to, event
+    (CREATED, HOLD, AWAITING_PAYMENT, None),
+    (CREATED, CANCEL, CANCELLED, events.ORDER_CANCELLED),
+    (CREATED, EXPIRE, CANCELLED, events.ORDER_CANCELLED),
+    (CREATED, PAY, COMPLETE, events.ORDER_COMPLETED),
+    (AWAITING_PAYMENT, RELEASE, CREATED, None),
+    (AWAITING_PAYMENT, RELEASE_EXPIRED, CANCELLED, events.ORDER_CANCELLED),
+    (AWAITING_PAYMENT, PAY, COMPLETE, events.ORDER_COMPLETED),
+]
 
 
-def ticket_event(version, title="Concert", price="12.50", ticket_id=TICKET):
-    return events.parse(events.TICKET_UPDATED, events.new_event(
-        events.TICKET_UPDATED, id=ticket_id, version=version, title=title, price=Decimal(price), userId=SELLER))
+def test_the_table_is_exactly_these_rows():
+    assert [(t.source, t.action, t.target, t.event) for t in TRANSITIONS] == EXPECTED_ROWS
 
 
-def reserve(tx, user=ALICE, window=60):
-    return domain.reserve_ticket(tx, user, f"{user[:4]}@example.com", TICKET, window)
+@pytest.mark.parametrize("source, action, target, event", EXPECTED_ROWS)
+def test_each_row_moves_the_order_and_names_its_event(source, action, target, event):
+    transition = domain.step(source, action)
+    assert (transition.target, transition.event) == (target, event)
+    order = an_order(source)
+    domain.move(order, transition)
+    assert order.status == target
+    order.version = 1  # as saving it would
+    announced = domain.announcement(transition, order)
+    if event is None:
+        assert announced is None  # created <-> awaiting:payment stays inside orders
+    else:
+        name, payload = announced
+        assert name == event and payload["id"] == order.id and payload["version"] == 1
+        events.new_event(name, **payload)  # the payload the contract declares for it
 
 
-def test_reserve_sets_expiry_and_emits_order_created(tx):
-    before = events.utcnow()
-    order = reserve(tx, window=900)
-    assert order.status == "created" and order.version == 0
-    assert timedelta(seconds=899) < order.expires_at - before < timedelta(seconds=901)
-    assert order.to_dict()["ticket"] == {"id": TICKET, "title": "Concert", "price": "12.50"}
-    assert order.to_dict()["expiresAt"].endswith("Z")
-    (name, payload), = tx.emitted
-    assert name == events.ORDER_CREATED
-    assert payload["userEmail"] == "aaaa@example.com" and payload["ticket"] == {"id": TICKET, "price": "12.50"}
-    assert payload["expiresAt"] == order.to_dict()["expiresAt"]
+def test_every_status_and_action_has_exactly_one_answer():
+    moves = {(t.source, t.action) for t in TRANSITIONS}
+    assert len(moves) == len(TRANSITIONS)
+    for pair in product(STATUSES, ACTIONS):
+        assert [pair in moves, pair in REFUSED, pair in UNCHANGED].count(True) == 1, pair
 
 
-def test_reserve_rules(tx):
-    with pytest.raises(BadRequest) as bad:
-        domain.reserve_ticket(tx, ALICE, "a@example.com", "not-an-id", 60)
-    assert bad.value.field == "ticketId"
-    with pytest.raises(NotFound):
-        domain.reserve_ticket(tx, ALICE, "a@example.com", "f" * 32, 60)
-    with pytest.raises(Conflict, match="You cannot buy your own ticket"):
-        domain.reserve_ticket(tx, SELLER, "s@example.com", TICKET, 60)
+@pytest.mark.parametrize("status, action, message", [
+    (AWAITING_PAYMENT, CANCEL, "Order is being paid"),
+    (COMPLETE, CANCEL, "Cannot cancel a completed order"),
+    (AWAITING_PAYMENT, HOLD, "Order is being paid"),
+    (COMPLETE, HOLD, "Order is already paid"),
+    (CANCELLED, HOLD, "Order is cancelled"),
+])
+def test_an_illegal_move_is_the_409_the_api_gives(status, action, message):
+    assert REFUSED[status, action] == message
+    with pytest.raises(Conflict) as refused:
+        domain.step(status, action)
+    assert (refused.value.status, refused.value.message) == (409, message)
 
 
-def test_a_reserved_ticket_cannot_be_ordered_again_until_cancelled(tx):
-    first = reserve(tx)
-    tx.session.commit()
-    with pytest.raises(Conflict, match="Ticket is already reserved"):
-        reserve(tx, BOB)
-    tx.session.rollback()
-    domain.cancel_order(tx, first.id, ALICE)
-    tx.session.commit()
-    assert reserve(tx, BOB).status == "created"
+@pytest.mark.parametrize("status, action", sorted(UNCHANGED))
+def test_a_repeat_or_a_late_action_changes_nothing(status, action):
+    assert domain.step(status, action) is None
 
 
-def test_cancel_rules(tx):
-    order = reserve(tx)
-    with pytest.raises(Forbidden):
-        domain.cancel_order(tx, order.id, BOB)
-    with pytest.raises(NotFound):
-        domain.cancel_order(tx, "nope", ALICE)
-    cancelled = domain.cancel_order(tx, order.id, ALICE)
-    assert cancelled.status == "cancelled" and cancelled.version == 1
-    assert tx.emitted[-1][0] == events.ORDER_CANCELLED and tx.emitted[-1][1]["version"] == 1
-    again = domain.cancel_order(tx, order.id, ALICE)  # a no-op
-    assert again.version == 1 and len(tx.emitted) == 2
+def test_expiry_is_never_refused_so_a_conditional_update_that_changes_nothing_is_right():
+    assert domain.expiry() == domain.step(CREATED, EXPIRE)
+    assert not [pair for pair in REFUSED if pair[1] == EXPIRE]
 
 
-def test_complete_order_cannot_be_cancelled_nor_expired(tx):
-    order = reserve(tx)
-    domain.complete(tx, order.id)
-    assert order.status == "complete" and order.version == 1
-    name, payload = tx.emitted[-1]
-    assert name == events.ORDER_COMPLETED and payload["ticket"]["title"] == "Concert"
-    with pytest.raises(Conflict):
-        domain.cancel_order(tx, order.id, ALICE)
-    with pytest.raises(Conflict):
-        domain.cancel_order(tx, order.id)  # operator
-    assert not domain.expire(tx, order.id)
-    tx.session.refresh(order)
-    assert order.status == "complete"
-    domain.complete(tx, order.id)  # a second payment:created: nothing more
-    assert order.version == 1 and len(tx.emitted) == 2
+def test_a_move_from_another_status_is_a_bug_not_a_move():
+    with pytest.raises(ValueError):
+        domain.move(an_order(COMPLETE), domain.step(CREATED, CANCEL))
+    with pytest.raises(ValueError):
+        domain.step(CREATED, "refund")
 
 
-def test_show_is_for_the_owner_and_list_is_oldest_first(tx):
-    first = reserve(tx)
-    with pytest.raises(Forbidden):
-        domain.show_order(tx.session, first.id, BOB)
-    domain.cancel_order(tx, first.id, ALICE)
-    second = reserve(tx)
-    tx.session.commit()
-    assert [o.id for o in domain.orders_of(tx.session, ALICE)] == [first.id, second.id]
-    assert domain.orders_of(tx.session, BOB) == []
+def test_every_status_is_reachable_from_a_new_order():
+    reached, frontier = {CREATED}, [CREATED]
+    while frontier:
+        status = frontier.pop()
+        for transition in TRANSITIONS:
+            if transition.source == status and transition.target not in reached:
+                reached.add(transition.target)
+                frontier.append(transition.target)
+    assert reached == set(STATUSES)
 
 
-def test_hold_for_payment_and_release(tx):
-    order = reserve(tx)
-    with pytest.raises(Forbidden):
-        domain.hold_for_payment(tx, order.id, BOB)
-    held = domain.hold_for_payment(tx, order.id, ALICE)
-    assert held["status"] == "awaiting:payment" and held["amountCents"] == 1250 and held["version"] == 1
-    with pytest.raises(Conflict, match="Order is being paid"):
-        domain.hold_for_payment(tx, order.id, ALICE)
-    # expiry and the buyer's cancel both wait for the payment to finish
-    assert not domain.expire(tx, order.id)
-    with pytest.raises(Conflict, match="Order is being paid"):
-        domain.cancel_order(tx, order.id, ALICE)
-    released = domain.release_hold(tx, order.id)
-    assert released.status == "created" and released.version == 2
-    assert [name for name, _ in tx.emitted] == [events.ORDER_CREATED]
+def test_only_moves_to_cancelled_and_complete_are_announced():
+    announced = {t.target for t in TRANSITIONS if t.event}
+    assert announced == {CANCELLED, COMPLETE}
+    assert {t.event for t in TRANSITIONS if t.target == CANCELLED} == {events.ORDER_CANCELLED}
 
 
-def test_release_after_expiry_cancels(tx):
-    order = reserve(tx, window=60)
-    domain.hold_for_payment(tx, order.id, ALICE)
-    later = order.expires_at + timedelta(seconds=1)
-    assert domain.release_hold(tx, order.id, now=later).status == "cancelled"
-    assert tx.emitted[-1][0] == events.ORDER_CANCELLED
+# -- the checks before the table ---------------------------------------------------
+
+def test_only_the_buyer_passes_the_owner_check():
+    order = an_order()
+    assert domain.check_owner(order, ALICE) is order
+    with pytest.raises(Forbidden, match="This order is not yours"):
+        domain.check_owner(order, BOB)
 
 
-def test_hold_refuses_expired_cancelled_and_paid_orders(tx):
-    order = reserve(tx, window=60)
+def test_hold_rules():
+    assert domain.hold(an_order(), "1" * 32, NOW) == Transition(CREATED, HOLD, AWAITING_PAYMENT, None)
     with pytest.raises(Conflict, match="Order has expired"):
-        domain.hold_for_payment(tx, order.id, ALICE, now=order.expires_at)
-    domain.cancel_order(tx, order.id, ALICE)
-    with pytest.raises(Conflict, match="Order is cancelled"):
-        domain.hold_for_payment(tx, order.id, ALICE)
-    paid = reserve(tx, BOB)
-    domain.complete(tx, paid.id)
-    with pytest.raises(Conflict, match="Order is already paid"):
-        domain.hold_for_payment(tx, paid.id, BOB)
+        domain.hold(an_order(expires_in=0), "1" * 32, NOW)
+    held = an_order(AWAITING_PAYMENT, held_by="1" * 32)
+    assert domain.hold(held, "1" * 32, NOW) is None  # the same attempt again: the hold it has
+    for other in ("2" * 32, None):
+        with pytest.raises(Conflict, match="Order is being paid"):
+            domain.hold(held, other, NOW)
 
 
-def test_expire_cancels_only_created_orders(tx):
-    order = reserve(tx)
-    later = order.expires_at + timedelta(milliseconds=1)
-    assert domain.expire(tx, order.id, now=later)
-    assert not domain.expire(tx, order.id, now=later)  # a second expiration:complete: nothing
-    tx.session.refresh(order)
-    assert (order.status, order.version) == ("cancelled", 1)
-    name, payload = tx.emitted[-1]
-    assert name == events.ORDER_CANCELLED and payload["version"] == 1 and payload["ticket"] == {"id": TICKET}
-    assert len(tx.emitted) == 2
-    assert not domain.expire(tx, "f" * 32) and not domain.expire(tx, "bad")  # unknown order: dropped
+def test_release_rules():
+    held = an_order(AWAITING_PAYMENT, held_by="1" * 32)
+    assert domain.release_by(held, "2" * 32, NOW) is None  # another attempt's hold
+    assert domain.release_by(held, "1" * 32, NOW).target == CREATED
+    assert domain.release(held, NOW).target == CREATED  # anyone's (operators, the timer)
+    assert domain.release(held, NOW + timedelta(seconds=60)).target == CANCELLED  # expired meanwhile
+    assert domain.release_by(an_order(AWAITING_PAYMENT), "2" * 32, NOW).target == CREATED  # held by nobody
+    assert domain.release_by(an_order(CREATED), "1" * 32, NOW) is None
 
 
-def test_sweeps_find_overdue_orders_and_stale_holds(tx):
-    order = reserve(tx, window=1)
-    now = order.expires_at + timedelta(seconds=11)
-    assert domain.overdue_ids(tx.session, 10, now=now) == [order.id]
-    assert domain.overdue_ids(tx.session, 10, now=order.expires_at + timedelta(seconds=5)) == []
-    domain.hold_for_payment(tx, order.id, ALICE, now=order.expires_at - timedelta(milliseconds=500))
-    assert domain.overdue_ids(tx.session, 10, now=now) == []
-    assert domain.stale_hold_ids(tx.session, 120, now=now + timedelta(seconds=120)) == [order.id]
-    assert domain.stale_hold_ids(tx.session, 120, now=now) == []
+def test_payment_and_cancellation_rules():
+    assert domain.payment(an_order(AWAITING_PAYMENT)).target == COMPLETE
+    assert domain.payment(an_order(CANCELLED)) is None  # stays cancelled: payments refunds it
+    assert domain.cancellation(an_order()).target == CANCELLED
+    assert domain.cancellation(an_order(CANCELLED)) is None
 
 
-def test_replica_applies_versions_in_order_only(tx):
+def test_a_new_order_and_its_event():
+    ticket = an_order().ticket
+    order = domain.new_order(ALICE, "alice@example.com", ticket, 900, NOW)
+    assert (order.status, order.price, order.expires_at) == (CREATED, Decimal("12.50"), NOW + timedelta(seconds=900))
+    with pytest.raises(NotFound, match="Ticket not found"):
+        domain.new_order(ALICE, "alice@example.com", None, 900, NOW)
+    with pytest.raises(Conflict, match="You cannot buy your own ticket"):
+        domain.new_order(SELLER, "seller@example.com", ticket, 900, NOW)
+    order.id, order.version = "1" * 32, 0
+    payload = domain.creation(order)
+    assert payload["ticket"] == {"id": ticket.id, "price": Decimal("12.50")}
+    events.new_event(events.ORDER_CREATED, **payload)
+
+
+def test_the_replica_takes_the_next_version_only():
+    def changed(version):
+        return events.parse(events.TICKET_UPDATED, events.new_event(
+            events.TICKET_UPDATED, id="7" * 32, version=version, title="T", price=Decimal("1"), userId=SELLER))
+
+    assert domain.replica_update(None, changed(0))
     with pytest.raises(NotYetApplicable):
-        domain.apply_ticket(tx, ticket_event(2, title="v2"))
-    assert domain.apply_ticket(tx, ticket_event(1, title="v1")).title == "v1"
-    assert domain.apply_ticket(tx, ticket_event(1, title="again")) is None  # duplicate version: dropped
-    assert domain.apply_ticket(tx, ticket_event(2, title="v2", price="20")).price == Decimal("20.00")
-    assert domain.apply_ticket(tx, ticket_event(0)) is None  # stale
-    replica = tx.session.get(TicketReplica, TICKET)
-    assert (replica.version, replica.title) == (2, "v2")
-
-
-def test_replica_is_created_from_v0_only(tx):
-    new_ticket = "8" * 32
+        domain.replica_update(None, changed(1))
+    replica = an_order().ticket  # at v0
+    assert domain.replica_update(replica, changed(1))
+    assert not domain.replica_update(replica, changed(0))
     with pytest.raises(NotYetApplicable):
-        domain.apply_ticket(tx, ticket_event(1, ticket_id=new_ticket))
-    assert domain.apply_ticket(tx, ticket_event(0, ticket_id=new_ticket)).version == 0
-
-
-def test_a_concurrent_change_is_refused_not_overwritten(tx, store):
-    order = reserve(tx)
-    tx.session.commit()
-    with store.session() as other:
-        theirs = other.get(Order, order.id)
-        theirs.status = "cancelled"
-        other.commit()
-    order.status = "complete"
-    with pytest.raises(Conflict):
-        domain._move(tx, order, "complete")
-
-
-def test_an_early_expiration_does_not_cancel_an_order_whose_time_is_not_up(tx):
-    order = reserve(tx, window=60)
-    assert not domain.expire(tx, order.id, now=order.expires_at - timedelta(seconds=1))
-    tx.session.refresh(order)
-    assert order.status == "created" and len(tx.emitted) == 1
-    assert domain.expire(tx, order.id, now=order.expires_at)
-
-
-def test_the_order_keeps_the_price_it_was_reserved_at(tx):
-    order = reserve(tx)
-    domain.apply_ticket(tx, ticket_event(1, price="99.00"))  # the seller reprices before tickets saw the order
-    assert order.to_dict()["ticket"]["price"] == "12.50"
-    assert domain.hold_for_payment(tx, order.id, ALICE)["amountCents"] == 1250
-    domain.complete(tx, order.id)
-    name, payload = tx.emitted[-1]
-    assert name == events.ORDER_COMPLETED and payload["ticket"]["price"] == "12.50"
-    assert tx.emitted[0][1]["ticket"]["price"] == "12.50"
-
-
-def test_the_same_holder_gets_its_hold_again_and_anyone_else_409(tx):
-    order = reserve(tx)
-    first = domain.hold_for_payment(tx, order.id, ALICE, holder="1" * 32)
-    assert domain.hold_for_payment(tx, order.id, ALICE, holder="1" * 32) == first  # a redelivered request
-    with pytest.raises(Conflict, match="being paid"):
-        domain.hold_for_payment(tx, order.id, ALICE, holder="2" * 32)
-    with pytest.raises(Conflict, match="being paid"):
-        domain.hold_for_payment(tx, order.id, ALICE)
-
-
-def test_only_the_holder_or_an_operator_releases_a_hold(tx):
-    order = reserve(tx)
-    domain.hold_for_payment(tx, order.id, ALICE, holder="1" * 32)
-    assert domain.release_hold(tx, order.id, holder="2" * 32).status == "awaiting:payment"
-    assert domain.release_hold(tx, order.id, holder="1" * 32).status == "created"
-    domain.hold_for_payment(tx, order.id, ALICE, holder="3" * 32)
-    assert domain.release_hold(tx, order.id).status == "created"  # the operator's release
-
-
-def test_a_payment_for_a_cancelled_order_leaves_it_cancelled(tx):
-    order = reserve(tx)
-    domain.cancel_order(tx, order.id, ALICE)
-    assert domain.complete(tx, order.id).status == "cancelled"
-    assert [name for name, _ in tx.emitted] == [events.ORDER_CREATED, events.ORDER_CANCELLED]
+        domain.replica_update(replica, changed(2))

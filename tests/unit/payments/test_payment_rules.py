@@ -2,8 +2,9 @@
 
 The orders service it calls is the real one on a store of its own
 (tests/support/orders_for_payments.py): ``hold_for_payment`` moves created ->
-awaiting:payment or raises 404/403/409, ``release_hold`` moves it back (or to
-cancelled once expired), and the amount is the reserved price in integer cents.
+awaiting:payment or raises 404/403/409, ``release_hold`` (the holder's own) and
+``release_any_hold`` (an operator's) move it back (or to cancelled once expired),
+and the amount is the reserved price in integer cents.
 """
 
 import pytest
@@ -252,7 +253,7 @@ def test_a_decline_whose_hold_cannot_be_released_is_released_by_the_hold_sweep(s
         service.charge(ALICE, order_id, "tok_chargeDeclined")
     processor.down = False
     release = orders.release_hold
-    orders.release_hold = lambda order_id, holder=None: (_ for _ in ()).throw(RuntimeError("orders is down"))
+    orders.release_hold = lambda order_id, holder: (_ for _ in ()).throw(RuntimeError("orders is down"))
     assert service.reconcile_pending()["declined"] == 1  # the decline is recorded; no RPC inside its transaction
     assert [(a.state, a.released_at) for a in attempts(store)] == [("declined", None)]
     assert orders.status(order_id) == "awaiting:payment"
@@ -307,7 +308,7 @@ def test_at_the_give_up_age_the_attempt_is_abandoned_and_the_order_stays_held(st
     assert [a["state"] for a in service.unsettled_attempts()] == ["abandoned"]
 
     # even if the hold is released by someone else, no new charge is made before an operator looked
-    orders.release_hold(order_id)
+    orders.release_any_hold(order_id)
     processor.down = False
     with pytest.raises(Conflict, match="could not be confirmed"):
         service.charge(ALICE, order_id, "tok_visa")
@@ -345,7 +346,7 @@ def test_a_pending_attempt_found_by_a_new_payment_keeps_the_hold_until_reconcile
     processor.lose_answers = 1
     with pytest.raises(ServiceUnavailable):
         service.charge(ALICE, order_id, "tok_visa")
-    orders.release_hold(order_id)
+    orders.release_any_hold(order_id)
     with pytest.raises(Conflict, match="Order is being paid"):
         service.charge(ALICE, order_id, "tok_mastercard")
     assert orders.status(order_id) == "awaiting:payment"  # held again
