@@ -139,6 +139,16 @@ class Transaction:
 class Store(Database):
     """nameko-sqlalchemy's Database plus migrations, the outbox and its relay."""
 
+    @staticmethod
+    def lock_rows(query):
+        """``query`` (a SELECT of rows about to change) made to lock what it reads until the
+        transaction ends, whatever the database: ``SELECT ... FOR UPDATE OF <its table>`` on
+        PostgreSQL; on SQLite, which has no row locks, running it first takes the database's
+        write lock (see :func:`configure_engine`), so the read sees the latest committed state
+        and no other writer gets in before this transaction ends."""
+        table = query.get_final_froms()[0]
+        return query.with_for_update(of=table).execution_options(**{SQLITE_WRITE_LOCK: table.name})
+
     def __init__(self, declarative_base, outbox_model=None, processed_model=None, **options):
         # rows stay readable after commit: the outbox rows are published from memory
         options.setdefault("session_options", {"expire_on_commit": False})
@@ -288,15 +298,69 @@ class StoreApi:
                 # Committed, so not lost: the relay publishes it once the broker is back.
                 log.exception("publishing after commit failed; the outbox relay will retry")
 
+    @contextmanager
+    def claim(self, query):
+        """The row ``query`` selects, for slow work (a call to another system) whose result is then
+        written, with no other worker doing the same work on that row at the same time where the
+        database can promise it. Yields a :class:`Claim`; its ``row`` is None if there is no such row
+        or, on PostgreSQL, if another transaction holds it.
+
+        PostgreSQL: the row is locked (``SELECT ... FOR UPDATE SKIP LOCKED``) for the whole block, in
+        one transaction that :meth:`Claim.transaction` joins; it commits when the block ends.
+        SQLite (no row locks, and a write transaction held over the slow work would stop every other
+        writer): ``row`` is a detached snapshot and :meth:`Claim.transaction` is a transaction of its
+        own, so the write must be conditional (``UPDATE ... WHERE state = ...``): the first one wins."""
+        if self.engine.dialect.name == "postgresql":
+            with self.transaction() as tx:
+                yield Claim(tx.session.scalars(query.with_for_update(skip_locked=True)).first(), tx=tx)
+            return
+        with self.read() as session:
+            row = session.scalars(query).first()
+            if row is not None:
+                session.expunge(row)  # a plain snapshot: the read's rollback must not expire it
+        yield Claim(row, store=self)
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
 
 
+class Claim:
+    """What :meth:`StoreApi.claim` yields: the row, and the transaction to write its result in."""
+
+    def __init__(self, row, *, tx: Transaction | None = None, store: StoreApi | None = None):
+        self.row = row
+        self._tx, self._store = tx, store
+
+    @contextmanager
+    def transaction(self):
+        """The claim's own transaction where the row is locked (committed when the claim ends), else a
+        new one (committed when this block ends)."""
+        if self._tx is not None:
+            yield self._tx
+            return
+        with self._store.transaction() as tx:
+            yield tx
+
+
+#: the execution option :meth:`Store.lock_rows` sets: the table whose rows a query locks (SQLite only)
+SQLITE_WRITE_LOCK = "sqlite_write_lock"
+
+
 def configure_engine(engine) -> None:
-    """SQLite: WAL and a busy timeout so that concurrent writers wait instead of failing."""
+    """SQLite: WAL and a busy timeout so that concurrent writers wait instead of failing, and the
+    write lock that stands in for row locks (:meth:`Store.lock_rows`)."""
     if engine.dialect.name != "sqlite":
         return
+
+    @event.listens_for(engine, "before_execute")
+    def _write_lock_first(conn, clauseelement, multiparams, params, execution_options):
+        table = execution_options.get(SQLITE_WRITE_LOCK)
+        if table:
+            # A write that changes nothing still opens a write transaction (the driver begins one
+            # before any UPDATE) and takes SQLite's one write lock, held until commit or rollback.
+            quoted = conn.dialect.identifier_preparer.quote(table)
+            conn.exec_driver_sql(f"UPDATE {quoted} SET rowid = rowid WHERE 0")
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection, _record):
