@@ -299,20 +299,22 @@ class StoreApi:
                 log.exception("publishing after commit failed; the outbox relay will retry")
 
     @contextmanager
-    def claim(self, query):
+    def claim(self, query, *, wait: bool = False):
         """The row ``query`` selects, for slow work (a call to another system) whose result is then
         written, with no other worker doing the same work on that row at the same time where the
         database can promise it. Yields a :class:`Claim`; its ``row`` is None if there is no such row
-        or, on PostgreSQL, if another transaction holds it.
+        or, on PostgreSQL, if another transaction holds it (with ``wait``: once that one has ended,
+        if the row no longer matches).
 
-        PostgreSQL: the row is locked (``SELECT ... FOR UPDATE SKIP LOCKED``) for the whole block, in
-        one transaction that :meth:`Claim.transaction` joins; it commits when the block ends.
+        PostgreSQL: the row is locked (``SELECT ... FOR UPDATE SKIP LOCKED``, or without ``SKIP
+        LOCKED`` if ``wait``) for the whole block, in one transaction that :meth:`Claim.transaction`
+        joins; it commits when the block ends.
         SQLite (no row locks, and a write transaction held over the slow work would stop every other
         writer): ``row`` is a detached snapshot and :meth:`Claim.transaction` is a transaction of its
         own, so the write must be conditional (``UPDATE ... WHERE state = ...``): the first one wins."""
         if self.engine.dialect.name == "postgresql":
             with self.transaction() as tx:
-                yield Claim(tx.session.scalars(query.with_for_update(skip_locked=True)).first(), tx=tx)
+                yield Claim(tx.session.scalars(query.with_for_update(skip_locked=not wait)).first(), tx=tx)
             return
         with self.read() as session:
             row = session.scalars(query).first()

@@ -1,12 +1,13 @@
-"""The payments service: the charge RPC for the gateway, reconciliation of unconfirmed charges, the hold
-sweep (dead payers, holds to release, refunds of cancelled orders), look-ups and refunds for operators."""
+"""The payments service's entrypoints: the charge RPC for the gateway, reconciliation of unconfirmed charges,
+the hold sweep (dead payers, holds to release, refunds of cancelled orders), look-ups and refunds for
+operators. Each one parses what it is given, calls one step of :mod:`services.payments.flows` and returns
+its answer; the rules are in :mod:`services.payments.domain`."""
 from __future__ import annotations
 
 import logging
 
 from nameko.dependency_providers import Config
 from nameko.timer import Timer
-from sqlalchemy import select
 
 from services.common import events, metrics
 from services.common.errors import NotFound, PaymentDeclined, ServiceUnavailable, TicketingError
@@ -16,8 +17,8 @@ from services.common.parked import ParkedMessagesMixin
 from services.common.rpc import ServiceRpc, rpc
 from services.common.store import Store
 
-from . import domain
-from .models import Base, ChargeAttempt, OutboxMessage, ProcessedEvent
+from . import domain, flows
+from .models import Base, OutboxMessage, ProcessedEvent
 from .processors import PaymentProcessor, setting
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,8 @@ class PaymentsService(HealthMixin, ParkedMessagesMixin):
         """Pay ``order_id`` (owned by ``user_id``) with card ``token``; returns ``{"id": payment id}``.
         The same ``request_id`` again gets the first outcome (the same payment, the same decline)."""
         try:
-            result = domain.pay_for_order(self.store, self.orders, self.processor, user_id, order_id, token,
-                                          request_id)
+            result = flows.pay_for_order(self.store, self.orders, self.processor, user_id, order_id, token,
+                                         request_id)
         except BaseException as exc:
             metrics.PAYMENTS.labels(payment_outcome(exc)).inc()
             raise
@@ -78,7 +79,7 @@ class PaymentsService(HealthMixin, ParkedMessagesMixin):
     @configured_timer("PAYMENTS_RECONCILE_INTERVAL", domain.RECONCILE_INTERVAL)
     def reconcile_pending(self):
         """Replay charge attempts whose outcome is unknown (PAYMENTS_RECONCILE_MIN_AGE, ..._GIVE_UP_AGE seconds)."""
-        counts = domain.reconcile(
+        counts = flows.reconcile(
             self.store, self.orders, self.processor,
             min_age=float(setting(self.config, "PAYMENTS_RECONCILE_MIN_AGE", domain.RECONCILE_MIN_AGE)),
             give_up_age=float(setting(self.config, "PAYMENTS_RECONCILE_GIVE_UP_AGE", domain.RECONCILE_GIVE_UP_AGE)),
@@ -91,26 +92,26 @@ class PaymentsService(HealthMixin, ParkedMessagesMixin):
     def settle_holds(self):
         """Drop attempts whose payer died before charging (PAYMENTS_HOLD_GRACE seconds), release the
         holds of attempts that moved no money, refund payments of cancelled orders."""
-        counts = domain.settle_holds(self.store, self.orders, self.processor,
-                                     grace=float(setting(self.config, "PAYMENTS_HOLD_GRACE", domain.HOLD_GRACE)))
+        counts = flows.settle_holds(self.store, self.orders, self.processor,
+                                    grace=float(setting(self.config, "PAYMENTS_HOLD_GRACE", domain.HOLD_GRACE)))
         if any(counts.values()):
             log.info("hold sweep: %s", counts)
         return counts
 
     @handles(events.ORDER_CANCELLED)
     def on_order_cancelled(self, tx, event):
-        domain.note_cancelled(tx, event.id)
+        flows.note_cancelled(tx, event.id)
 
     @rpc(expected_exceptions=EXPECTED)
     def refund(self, order_id):
         """Operators: give back the payment of ``order_id`` (once); returns the refund record."""
-        return domain.refund_payment(self.store, self.processor, order_id, reason="an operator asked for it")
+        return flows.refund_payment(self.store, self.processor, order_id, reason="an operator asked for it")
 
     @rpc(expected_exceptions=EXPECTED)
     def get_payment(self, order_id):
         """Operators: the payment of an order (charge id, amount in cents, processor)."""
         with self.store.read() as session:
-            payment = domain.find_payment(session, order_id)
+            payment = flows.find_payment(session, order_id)
             if payment is None:
                 raise NotFound("No payment for this order")
             return payment.to_dict()
@@ -120,13 +121,10 @@ class PaymentsService(HealthMixin, ParkedMessagesMixin):
         """For orders' sweep of stale holds: may money have moved for this order (an attempt holding,
         pending, abandoned, or paid and not yet applied by orders)? Then the hold must stay."""
         with self.store.read() as session:
-            return domain.has_unsettled_charge(session, order_id)
+            return flows.has_unsettled_charge(session, order_id)
 
     @rpc(expected_exceptions=EXPECTED)
     def unsettled_attempts(self):
         """Operators: charge attempts whose outcome is not known (pending, or abandoned by reconciliation)."""
         with self.store.read() as session:
-            query = (select(ChargeAttempt)
-                     .where(ChargeAttempt.state.in_((ChargeAttempt.PENDING, ChargeAttempt.ABANDONED)))
-                     .order_by(ChargeAttempt.created_at).limit(500))
-            return [attempt.to_dict() for attempt in session.scalars(query)]
+            return flows.unsettled_attempts(session)
