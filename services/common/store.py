@@ -146,7 +146,7 @@ class Store(Database):
         PostgreSQL; on SQLite, which has no row locks, running it first takes the database's
         write lock (see :func:`configure_engine`), so the read sees the latest committed state
         and no other writer gets in before this transaction ends."""
-        table = query.get_final_froms()[0]
+        table = query.columns_clause_froms[0]  # the table of what it selects (not its joins)
         return query.with_for_update(of=table).execution_options(**{SQLITE_WRITE_LOCK: table.name})
 
     def __init__(self, declarative_base, outbox_model=None, processed_model=None, **options):
