@@ -14,8 +14,8 @@ and write in :mod:`services.payments.attempts`, the processors in
 * :func:`settle_holds`, the hold sweep: drops attempts whose payer died before
   charging, releases the holds that were not let go of, refunds payments of
   cancelled orders (:func:`refund_payment`);
-* the look-ups: :func:`find_payment`, :func:`has_unsettled_charge`,
-  :func:`unsettled_attempts`, :func:`note_cancelled`.
+* the look-ups (:func:`payment_of`, :func:`has_unsettled_charge`,
+  :func:`unsettled_attempts`) and :func:`note_cancelled`.
 
 An attempt is sent under :meth:`StoreApi.claim <services.common.store.StoreApi.claim>`:
 on PostgreSQL only while its row is locked (``FOR UPDATE SKIP LOCKED``), so two
@@ -40,10 +40,6 @@ from .models import ChargeAttempt, Payment, Refund
 from .processors import CardDeclined, Processor, ProcessorUnavailable
 
 log = logging.getLogger(__name__)
-
-
-def find_payment(session, order_id: str) -> Payment | None:
-    return attempts.find_payment(session, order_id)
 
 
 # -- opening an attempt and taking the hold --------------------------------------------
@@ -271,16 +267,29 @@ def _answer(store, orders, attempt: ChargeAttempt, outcome: Outcome) -> dict:
     raise answer
 
 
-def has_unsettled_charge(session, order_id: str) -> bool:
+# -- look-ups -------------------------------------------------------------------------
+
+def payment_of(store, order_id: str) -> dict:
+    """The payment of an order (charge id, amount in cents, processor); NotFound if it has none."""
+    with store.read() as session:
+        payment = attempts.find_payment(session, order_id)
+        if payment is None:
+            raise NotFound("No payment for this order")
+        return payment.to_dict()
+
+
+def has_unsettled_charge(store, order_id: str) -> bool:
     """May money have moved (or still move) for this order? Then orders must keep its hold: an
     attempt holding, pending or abandoned, or one that succeeded (its payment:created may not have
     been applied by orders yet)."""
-    return attempts.has_unsettled(session, order_id)
+    with store.read() as session:
+        return attempts.has_unsettled(session, order_id)
 
 
-def unsettled_attempts(session) -> list[dict]:
+def unsettled_attempts(store) -> list[dict]:
     """Charge attempts whose outcome is not known (pending, or abandoned by reconciliation), oldest first."""
-    return [attempt.to_dict() for attempt in attempts.unknown_outcomes(session)]
+    with store.read() as session:
+        return [attempt.to_dict() for attempt in attempts.unknown_outcomes(session)]
 
 
 # -- the hold sweep: dead payers, holds to let go of, refunds ------------------------------

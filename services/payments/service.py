@@ -10,7 +10,7 @@ from nameko.dependency_providers import Config
 from nameko.timer import Timer
 
 from services.common import events, metrics
-from services.common.errors import NotFound, PaymentDeclined, ServiceUnavailable, TicketingError
+from services.common.errors import PaymentDeclined, ServiceUnavailable, TicketingError
 from services.common.handlers import handles
 from services.common.health import HealthMixin
 from services.common.parked import ParkedMessagesMixin
@@ -110,21 +110,15 @@ class PaymentsService(HealthMixin, ParkedMessagesMixin):
     @rpc(expected_exceptions=EXPECTED)
     def get_payment(self, order_id):
         """Operators: the payment of an order (charge id, amount in cents, processor)."""
-        with self.store.read() as session:
-            payment = flows.find_payment(session, order_id)
-            if payment is None:
-                raise NotFound("No payment for this order")
-            return payment.to_dict()
+        return flows.payment_of(self.store, order_id)
 
     @rpc
     def has_unsettled_charge(self, order_id):
         """For orders' sweep of stale holds: may money have moved for this order (an attempt holding,
         pending, abandoned, or paid and not yet applied by orders)? Then the hold must stay."""
-        with self.store.read() as session:
-            return flows.has_unsettled_charge(session, order_id)
+        return flows.has_unsettled_charge(self.store, order_id)
 
     @rpc(expected_exceptions=EXPECTED)
     def unsettled_attempts(self):
         """Operators: charge attempts whose outcome is not known (pending, or abandoned by reconciliation)."""
-        with self.store.read() as session:
-            return flows.unsettled_attempts(session)
+        return flows.unsettled_attempts(self.store)
