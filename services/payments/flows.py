@@ -18,8 +18,9 @@ and write in :mod:`services.payments.attempts`, the processors in
   :func:`unsettled_attempts`) and :func:`note_cancelled`.
 
 An attempt is sent under :meth:`StoreApi.claim <services.common.store.StoreApi.claim>`:
-on PostgreSQL only while its row is locked (``FOR UPDATE SKIP LOCKED``), so two
-replicas (or a payment and the reconciler) never send the same attempt at once;
+on PostgreSQL only while its row is locked (``FOR UPDATE SKIP LOCKED``; the payer's
+first send waits for the lock instead), so two replicas (or a payment and the
+reconciler) never send the same attempt at once;
 on SQLite (one process) the outcome is recorded with a conditional UPDATE, so
 the first recorded outcome wins.
 """
