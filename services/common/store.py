@@ -295,9 +295,51 @@ class StoreApi:
                 # Committed, so not lost: the relay publishes it once the broker is back.
                 log.exception("publishing after commit failed; the outbox relay will retry")
 
+    @contextmanager
+    def claim(self, query, *, wait: bool = False):
+        """The row ``query`` selects, for slow work (a call to another system) whose result is then
+        written, with no other worker doing the same work on that row at the same time where the
+        database can promise it. Yields a :class:`Claim`; its ``row`` is None if there is no such row
+        or, on PostgreSQL, if another transaction holds it (with ``wait``: once that one has ended,
+        if the row no longer matches).
+
+        PostgreSQL: the row is locked (``SELECT ... FOR UPDATE SKIP LOCKED``, or without ``SKIP
+        LOCKED`` if ``wait``) for the whole block, in one transaction that :meth:`Claim.transaction`
+        joins; it commits when the block ends.
+        SQLite (no row locks, and a write transaction held over the slow work would stop every other
+        writer): ``row`` is a detached snapshot and :meth:`Claim.transaction` is a transaction of its
+        own, so the write must be conditional (``UPDATE ... WHERE state = ...``): the first one wins."""
+        if self.engine.dialect.name == "postgresql":
+            with self.transaction() as tx:
+                yield Claim(tx.session.scalars(query.with_for_update(skip_locked=not wait)).first(), tx=tx)
+            return
+        with self.read() as session:
+            row = session.scalars(query).first()
+            if row is not None:
+                session.expunge(row)  # a plain snapshot: the read's rollback must not expire it
+        yield Claim(row, store=self)
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
+
+
+class Claim:
+    """What :meth:`StoreApi.claim` yields: the row, and the transaction to write its result in."""
+
+    def __init__(self, row, *, tx: Transaction | None = None, store: StoreApi | None = None):
+        self.row = row
+        self._tx, self._store = tx, store
+
+    @contextmanager
+    def transaction(self):
+        """The claim's own transaction where the row is locked (committed when the claim ends), else a
+        new one (committed when this block ends)."""
+        if self._tx is not None:
+            yield self._tx
+            return
+        with self._store.transaction() as tx:
+            yield tx
 
 
 #: the execution option :meth:`Store.lock_rows` sets: the table whose rows a query locks (SQLite only)

@@ -51,7 +51,9 @@ class ChargeAttempt(Base):
     (so the attempt keeps everything it was sent with, description included).
     It is written *before* payments asks orders to hold the order, and the hold
     records the attempt's id (the holder), so every hold has an attempt that
-    answers for it. States:
+    answers for it. Its ``state`` is one of
+    :class:`~services.payments.domain.State` and changes only by a move of the
+    lifecycle table, :class:`~services.payments.domain.Transition`:
 
     * ``holding``: the hold was asked for, nothing sent yet. If the payer dies
       here, the attempt is ``dropped`` after ``PAYMENTS_HOLD_GRACE`` seconds and
@@ -61,8 +63,8 @@ class ChargeAttempt(Base):
       (``awaiting:payment``) and the reconciliation timer replays the attempt
       with its own key until the processor answers;
     * ``succeeded`` / ``declined``: the processor's answer, recorded;
-    * ``failed``: the processor refused the request before executing it
-      (bad key, invalid request): no money moved, the hold was released;
+    * ``failed``: orders refused the hold, or the processor refused the request
+      before executing it (bad key, invalid request): no money moved;
     * ``abandoned``: still unknown at the give-up age; money may have moved, so
       the order stays held and an operator is paged (CRITICAL log);
     * ``dropped``: its payer died (or lost orders) before sending anything.
@@ -80,13 +82,6 @@ class ChargeAttempt(Base):
     __table_args__ = (UniqueConstraint("order_id", "number", name="uq_charge_attempts_order_number"),
                       Index("ix_charge_attempts_state_created_at", "state", "created_at"))
 
-    HOLDING, PENDING, SUCCEEDED, DECLINED, FAILED, ABANDONED, DROPPED = (
-        "holding", "pending", "succeeded", "declined", "failed", "abandoned", "dropped")
-    #: settled without moving money: a new attempt may follow
-    RETRYABLE = (DECLINED, FAILED, DROPPED)
-    #: money may have moved (or may still move): the order's hold must stay
-    UNSETTLED = (HOLDING, PENDING, ABANDONED, SUCCEEDED)
-
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     order_id: Mapped[str] = mapped_column(String(32), index=True)
     number: Mapped[int] = mapped_column(Integer)
@@ -96,7 +91,7 @@ class ChargeAttempt(Base):
     amount_cents: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     currency: Mapped[str] = mapped_column(String(3))
     description: Mapped[str | None] = mapped_column(String(500), nullable=True)
-    state: Mapped[str] = mapped_column(String(16), default=PENDING)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
     charge_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     message: Mapped[str | None] = mapped_column(String(500), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,13 +1,14 @@
-"""The payments service: the charge RPC for the gateway, reconciliation of unconfirmed charges, the hold
-sweep (dead payers, holds to release, refunds of cancelled orders), look-ups and refunds for operators."""
+"""The payments service's entrypoints: the charge RPC for the gateway, reconciliation of unconfirmed charges,
+the hold sweep (dead payers, holds to release, refunds of cancelled orders), look-ups and refunds for
+operators. Each one parses what it is given, calls one step of :mod:`services.payments.flows` and returns
+its answer; the rules are in :mod:`services.payments.domain`."""
 from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
 
 from services.common import events, metrics
-from services.common.errors import NotFound, PaymentDeclined, ServiceUnavailable, TicketingError
+from services.common.errors import PaymentDeclined, ServiceUnavailable, TicketingError
 from services.common.handlers import handles
 from services.common.health import HealthMixin
 from services.common.parked import ParkedMessagesMixin
@@ -15,8 +16,8 @@ from services.common.rpc import ServiceRpc, rpc
 from services.common.settings import Settings, configured_timer
 from services.common.store import Store
 
-from . import domain
-from .models import Base, ChargeAttempt, OutboxMessage, ProcessedEvent
+from . import domain, flows
+from .models import Base, OutboxMessage, ProcessedEvent
 from .processors import PaymentProcessor
 from .settings import PaymentsSettings
 
@@ -51,8 +52,8 @@ class PaymentsService(HealthMixin, ParkedMessagesMixin):
         """Pay ``order_id`` (owned by ``user_id``) with card ``token``; returns ``{"id": payment id}``.
         The same ``request_id`` again gets the first outcome (the same payment, the same decline)."""
         try:
-            result = domain.pay_for_order(self.store, self.orders, self.processor, user_id, order_id, token,
-                                          request_id)
+            result = flows.pay_for_order(self.store, self.orders, self.processor, user_id, order_id, token,
+                                         request_id)
         except BaseException as exc:
             metrics.PAYMENTS.labels(payment_outcome(exc)).inc()
             raise
@@ -63,7 +64,7 @@ class PaymentsService(HealthMixin, ParkedMessagesMixin):
     @configured_timer("payments_reconcile_interval")
     def reconcile_pending(self):
         """Replay charge attempts whose outcome is unknown (PAYMENTS_RECONCILE_MIN_AGE, ..._GIVE_UP_AGE seconds)."""
-        counts = domain.reconcile(
+        counts = flows.reconcile(
             self.store, self.orders, self.processor,
             min_age=self.settings.payments_reconcile_min_age,
             give_up_age=self.settings.payments_reconcile_give_up_age,
@@ -76,42 +77,33 @@ class PaymentsService(HealthMixin, ParkedMessagesMixin):
     def settle_holds(self):
         """Drop attempts whose payer died before charging (PAYMENTS_HOLD_GRACE seconds), release the
         holds of attempts that moved no money, refund payments of cancelled orders."""
-        counts = domain.settle_holds(self.store, self.orders, self.processor,
-                                     grace=self.settings.payments_hold_grace)
+        counts = flows.settle_holds(self.store, self.orders, self.processor,
+                                    grace=self.settings.payments_hold_grace)
         if any(counts.values()):
             log.info("hold sweep: %s", counts)
         return counts
 
     @handles(events.ORDER_CANCELLED)
     def on_order_cancelled(self, tx, event):
-        domain.note_cancelled(tx, event.id)
+        flows.note_cancelled(tx, event.id)
 
     @rpc(expected_exceptions=EXPECTED)
     def refund(self, order_id):
         """Operators: give back the payment of ``order_id`` (once); returns the refund record."""
-        return domain.refund_payment(self.store, self.processor, order_id, reason="an operator asked for it")
+        return flows.refund_payment(self.store, self.processor, order_id, reason="an operator asked for it")
 
     @rpc(expected_exceptions=EXPECTED)
     def get_payment(self, order_id):
         """Operators: the payment of an order (charge id, amount in cents, processor)."""
-        with self.store.read() as session:
-            payment = domain.find_payment(session, order_id)
-            if payment is None:
-                raise NotFound("No payment for this order")
-            return payment.to_dict()
+        return flows.payment_of(self.store, order_id)
 
     @rpc
     def has_unsettled_charge(self, order_id):
         """For orders' sweep of stale holds: may money have moved for this order (an attempt holding,
         pending, abandoned, or paid and not yet applied by orders)? Then the hold must stay."""
-        with self.store.read() as session:
-            return domain.has_unsettled_charge(session, order_id)
+        return flows.has_unsettled_charge(self.store, order_id)
 
     @rpc(expected_exceptions=EXPECTED)
     def unsettled_attempts(self):
         """Operators: charge attempts whose outcome is not known (pending, or abandoned by reconciliation)."""
-        with self.store.read() as session:
-            query = (select(ChargeAttempt)
-                     .where(ChargeAttempt.state.in_((ChargeAttempt.PENDING, ChargeAttempt.ABANDONED)))
-                     .order_by(ChargeAttempt.created_at).limit(500))
-            return [attempt.to_dict() for attempt in session.scalars(query)]
+        return flows.unsettled_attempts(self.store)

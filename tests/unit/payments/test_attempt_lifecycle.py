@@ -1,0 +1,73 @@
+"""The life of a charge attempt as a table: every state reachable, every other move refused."""
+from types import SimpleNamespace
+
+import pytest
+
+from services.common import events
+from services.payments import attempts
+from services.payments.domain import (IllegalTransition, OutcomeKind, State, Transition, TRANSITIONS, _close, closing,
+                                      reachable, transition)
+from tests.support.unit_store import unit_store
+
+
+def test_every_state_of_the_table_is_reachable_from_a_new_attempt():
+    assert reachable() == set(State)
+    assert {t.target for t in Transition} | {t.source for t in Transition if t.source} == set(State)
+
+
+def test_each_move_is_named_once_and_only_a_success_causes_an_event():
+    assert len(TRANSITIONS) == len(Transition)
+    assert {t: t.event for t in Transition if t.event} == {Transition.SUCCEED: events.PAYMENT_CREATED}
+    assert transition(None, "holding") is Transition.OPEN
+    assert transition("pending", "abandoned") is Transition.ABANDON
+
+
+@pytest.mark.parametrize("source, target", [("succeeded", "pending"), ("declined", "succeeded"),
+                                            ("holding", "succeeded"), ("abandoned", "failed"),
+                                            ("dropped", "holding"), (None, "pending"), ("pending", "nonsense")])
+def test_a_move_that_is_not_in_the_table_raises(source, target):
+    with pytest.raises(IllegalTransition):
+        transition(source, target)
+
+
+def test_a_move_from_the_wrong_state_raises():
+    with pytest.raises(IllegalTransition):
+        Transition.DECLINE.check("succeeded")
+    with pytest.raises(IllegalTransition):
+        Transition.OPEN.check("holding")
+    assert Transition.START.check("holding") is State.PENDING
+    now = events.utcnow()
+    with pytest.raises(IllegalTransition):  # only a pending attempt is closed by an outcome
+        _close(SimpleNamespace(state="holding"), Transition.SUCCEED, now)
+    with pytest.raises(IllegalTransition):
+        _close(SimpleNamespace(state="pending"), Transition.START, now)
+    assert _close(SimpleNamespace(state="pending"), Transition.DECLINE, now, message="no") == {
+        "settled_at": now, "message": "no"}
+
+
+@pytest.mark.parametrize("kind, first_send, abandon, move", [
+    (OutcomeKind.PAID, False, False, Transition.SUCCEED),
+    (OutcomeKind.DECLINED, False, True, Transition.DECLINE),
+    (OutcomeKind.REFUSED, True, False, Transition.FAIL),
+    (OutcomeKind.REFUSED, False, False, None),  # a refused replay says nothing about the first request
+    (OutcomeKind.REFUSED, False, True, Transition.ABANDON),
+    (OutcomeKind.UNKNOWN, True, False, None),
+    (OutcomeKind.UNKNOWN, False, True, Transition.ABANDON),
+])
+def test_what_an_outcome_does_to_a_pending_attempt(kind, first_send, abandon, move):
+    assert closing(kind, first_send=first_send, abandon=abandon) is move
+
+
+def test_the_store_moves_an_attempt_only_from_where_the_move_starts(tmp_path):
+    store = unit_store("payments", f"sqlite:///{tmp_path / 'payments.db'}")
+    with store.transaction() as tx:
+        attempt = attempts.add(tx, order_id="c" * 32, number=1, idempotency_key="order-c-1", token="tok_visa",
+                               request=None, now=events.utcnow())
+        tx.session.flush()
+    assert attempt.state == "holding"
+    with store.transaction() as tx:
+        assert not attempts.move(tx, attempt.id, Transition.SUCCEED)  # not pending: nothing changes
+        assert attempts.move(tx, attempt.id, Transition.DROP)
+        assert not attempts.move(tx, attempt.id, Transition.START)  # dropped meanwhile
+    with store.read() as session:
+        assert session.get(type(attempt), attempt.id).state == "dropped"
