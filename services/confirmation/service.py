@@ -33,7 +33,7 @@ class ConfirmationService(HealthMixin, ParkedMessagesMixin):
     store = Store(Base, OutboxMessage, ProcessedEvent)
     mail = MailService()
 
-    @MailRetries.decorator(events.SOURCE[events.ORDER_COMPLETED], events.ORDER_COMPLETED)
+    @MailRetries.decorator(events.SOURCE[events.ORDER_COMPLETED], events.ORDER_COMPLETED, consumer="on_order_completed")
     def on_order_completed(self, payload):
         domain.confirm_order(self.store, self.mail, events.parse(events.ORDER_COMPLETED, payload))
 

@@ -130,15 +130,15 @@ class OrdersService(HealthMixin, ParkedMessagesMixin):
         return order
 
     # -- events ------------------------------------------------------------------
-    @handles(events.TICKET_CREATED)
+    @handles(events.TICKET_CREATED, consumer="on_ticket_created")
     def on_ticket_created(self, tx, event):
         domain.apply_ticket(tx, event)
 
-    @handles(events.TICKET_UPDATED)
+    @handles(events.TICKET_UPDATED, consumer="on_ticket_updated")
     def on_ticket_updated(self, tx, event):
         domain.apply_ticket(tx, event)
 
-    @handles(events.EXPIRATION_COMPLETE)
+    @handles(events.EXPIRATION_COMPLETE, consumer="on_expiration_complete")
     def on_expiration_complete(self, tx, event):
         if domain.expire(tx, event.orderId):
             moved(CANCELLED, "expired")
@@ -147,7 +147,7 @@ class OrdersService(HealthMixin, ParkedMessagesMixin):
             log.info("expiration:complete for order %s: nothing to do (paid, being paid or cancelled)",
                      event.orderId)
 
-    @handles(events.PAYMENT_CREATED)
+    @handles(events.PAYMENT_CREATED, consumer="on_payment_created")
     def on_payment_created(self, tx, event):
         order = domain.complete(tx, event.orderId)
         if order is not None and order.status == COMPLETE:

@@ -2,16 +2,18 @@
 
 docs/adding-a-feature.md relies on these checks: a new event that nobody
 publishes or nobody consumes, or a handler listening on the wrong exchange,
-fails here before it fails in production.
+fails here before it fails in production. Likewise a handler without a consumer
+name of its own.
 """
 import ast
 import importlib
+import re
 from pathlib import Path
 
 import pytest
 from nameko.events import EventHandler
 
-from services.common import events
+from services.common import broker_users, events, handlers
 from ticketing.cli import SERVICES, service_class
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -63,3 +65,64 @@ def test_handlers_only_listen_for_declared_events():
 def test_every_service_module_imports():
     for name in SERVICES:
         importlib.import_module(f"services.{name}.service")
+
+
+def event_handlers(name: str) -> list[EventHandler]:
+    cls = service_class(name)
+    return [entrypoint for attr in vars(cls).values() for entrypoint in getattr(attr, "nameko_entrypoints", ())
+            if isinstance(entrypoint, EventHandler)]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_handler_has_a_consumer_name_of_its_own(name):
+    """The consumer name keys the processed-events record and names the queue: two handlers sharing
+    one would drop each other's events as duplicates (and share a queue)."""
+    names = []
+    for handler in event_handlers(name):
+        assert isinstance(handler, handlers.EventHandler), f"{name}: {handler!r} is nameko's, with no consumer name"
+        assert handlers.CONSUMER_NAME.fullmatch(handler.consumer)
+        # the queue it names is one the service's broker user may consume
+        assert re.fullmatch(broker_users.permissions(name)["read"], handler.queue_name(name))
+        names.append(handler.consumer)
+    assert len(names) == len(set(names)), f"{name}: consumer names used twice: {sorted(names)}"
+
+
+def test_a_handler_needs_a_consumer_name():
+    with pytest.raises(TypeError):
+        handlers.handles(events.ORDER_CANCELLED)
+    with pytest.raises(TypeError):
+        handlers.event_handler("orders", events.ORDER_CANCELLED)(lambda self, payload: None)
+    for bad in ("", "Order-Cancelled", "payments.order_cancelled", None):
+        with pytest.raises(ValueError):
+            handlers.handles(events.ORDER_CANCELLED, consumer=bad)(lambda self, tx, event: None)
+
+
+def test_the_consumer_name_not_the_method_name_keys_deduplication_and_the_queue(tmp_path):
+    """A method renamed in a release keeps its queue and finds the events it applied before."""
+    from tests.support.unit_store import unit_store
+
+    applied = []
+
+    class Before:
+        store = unit_store("payments", f"sqlite:///{tmp_path / 'payments.db'}")
+
+        @handlers.handles(events.ORDER_CANCELLED, consumer="on_order_cancelled")
+        def on_order_cancelled(self, tx, event):
+            applied.append(("before", event.eventId))
+
+    class After(Before):
+        @handlers.handles(events.ORDER_CANCELLED, consumer="on_order_cancelled")
+        def note_cancellation(self, tx, event):
+            applied.append(("after", event.eventId))
+
+    (before,) = Before.on_order_cancelled.nameko_entrypoints
+    (after,) = After.note_cancellation.nameko_entrypoints
+    assert before.queue_name("payments") == after.queue_name("payments") \
+        == "evt-orders-order:cancelled--payments.on_order_cancelled"
+
+    event = events.new_event(events.ORDER_CANCELLED, id="a" * 32, version=1, ticket={"id": "b" * 32})
+    Before().on_order_cancelled(event)
+    After().note_cancellation(event)  # redelivered after the release: already applied
+    fresh = events.new_event(events.ORDER_CANCELLED, id="c" * 32, version=1, ticket={"id": "b" * 32})
+    After().note_cancellation(fresh)
+    assert applied == [("before", event["eventId"]), ("after", fresh["eventId"])]
