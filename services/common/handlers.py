@@ -176,6 +176,7 @@ def applies_once(event_name: str, consumer: str):
                     return None
                 return method(self, tx, event)
 
+        wrapper.consumer = consumer  # what the service's processed-events record keys it by
         return wrapper
 
     return decorate

@@ -11,7 +11,7 @@ from services.common.rpc import rpc
 
 from . import domain
 from .mailers import MailService, setting
-from .models import Base, OutboxMessage, ProcessedEvent
+from .models import Base
 
 
 class MailRetries(EventHandler):
@@ -30,7 +30,7 @@ class ConfirmationService(HealthMixin, ParkedMessagesMixin):
 
     # The order id, not the event id, is what must be handled once (one email per order), and the
     # send must happen between two commits (see domain), so this handler is not ``@handles``.
-    store = Store(Base, OutboxMessage, ProcessedEvent)
+    store = Store(Base)
     mail = MailService()
 
     @MailRetries.decorator(events.SOURCE[events.ORDER_COMPLETED], events.ORDER_COMPLETED, consumer="on_order_completed")

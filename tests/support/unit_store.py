@@ -26,8 +26,9 @@ def unit_store(service: str, url: str) -> StoreApi:
     def publish_rows(rows):
         published.extend((row.event_name, row.payload) for row in rows)
 
-    provider = types.SimpleNamespace(engine=engine, outbox_model=models.OutboxMessage,
-                                     processed_model=models.ProcessedEvent, publish_rows=publish_rows)
+    provider = types.SimpleNamespace(engine=engine, outbox_model=getattr(models, "OutboxMessage", None),
+                                     processed_model=getattr(models, "ProcessedEvent", None),
+                                     publish_rows=publish_rows)
     store = StoreApi(provider, DatabaseWrapper(sessionmaker(bind=engine, class_=Session, expire_on_commit=False)))
     store.published = published
     return store
