@@ -15,10 +15,10 @@ from sqlalchemy.exc import IntegrityError
 from services.common import config, keys, tokens
 from services.common.errors import BadRequest, Forbidden, NotAuthorized, NotFound, TooManyRequests
 from services.common.store import UTCDateTime, utcnow
-from services.common.validation import MAX_EMAIL_LENGTH, Email, Input, Password, forbidden_character, validate
+from services.common.validation import MAX_EMAIL_LENGTH, Email, Input, Password, forbidden_character, new_id, validate
 
 from . import passwords
-from .models import RefreshToken, Revocation, ThrottleCounter, User, new_id
+from .models import RefreshToken, Revocation, ThrottleCounter, User
 
 #: Sign-in attempts are counted per email and per client address *before* the password is
 #: checked (so a burst of parallel guesses is counted too); a success forgets them again.

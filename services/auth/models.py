@@ -1,21 +1,17 @@
 """The auth service's tables: users, refresh tokens (hashed) and throttle counters."""
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.store import UTCDateTime, utcnow
+from services.common.validation import new_id
 
 
 class Base(DeclarativeBase):
     pass
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
 
 
 class User(Base):

@@ -34,6 +34,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import events, green_psycopg, logs, metrics
+from .events import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,6 @@ RELAY_GRACE = float(os.environ.get("OUTBOX_RELAY_GRACE", "1"))
 FORGET_INTERVAL = 0.1
 #: test hook: exit the process right after committing an event of this name, before publishing it
 CRASH_AFTER_COMMIT = os.environ.get("TICKETING_CRASH_AFTER_COMMIT")
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class UTCDateTime(TypeDecorator):
@@ -89,7 +86,11 @@ class Money(TypeDecorator):
 
 
 class OutboxRecord:
-    """Mixin for a service's ``outbox`` table: events committed, not yet published."""
+    """Mixin for a service's ``outbox`` table: events committed, not yet published.
+
+    ``class OutboxMessage(OutboxRecord, Base): pass`` in a service's models."""
+
+    __tablename__ = "outbox"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     event_name: Mapped[str] = mapped_column(String(64))
@@ -101,7 +102,11 @@ class OutboxRecord:
 
 
 class ProcessedEventRecord:
-    """Mixin for a service's ``processed_events`` table: (event id, consumer) applied."""
+    """Mixin for a service's ``processed_events`` table: (event id, consumer) applied.
+
+    ``class ProcessedEvent(ProcessedEventRecord, Base): pass`` in a service's models."""
+
+    __tablename__ = "processed_events"
 
     event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     consumer: Mapped[str] = mapped_column(String(100), primary_key=True)

@@ -11,6 +11,7 @@ or make a title read differently from what it is.
 from __future__ import annotations
 
 import unicodedata
+import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -135,8 +136,14 @@ def NonEmpty(name: str, high: int = 500):  # noqa: N802
     return Annotated[str, BeforeValidator(_text(name, 1, high))]
 
 
+def new_id() -> str:
+    """A fresh id: 32 lower-case hex characters (a random UUID's), what :func:`is_valid_id` accepts.
+    Every entity's and every event's id is made here."""
+    return uuid.uuid4().hex
+
+
 def is_valid_id(value: str) -> bool:
-    """Ids are 32 lower-case hex characters (uuid4().hex)."""
+    """Ids are 32 lower-case hex characters (made by :func:`new_id`)."""
     return isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value)
 
 

@@ -1,7 +1,6 @@
 """The orders service's tables: orders, a replica of tickets, its outbox and processed-event record."""
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from decimal import Decimal
 
@@ -10,6 +9,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.common import events
 from services.common.store import Money, OutboxRecord, ProcessedEventRecord, UTCDateTime, utcnow
+from services.common.validation import new_id
 
 CREATED = "created"
 AWAITING_PAYMENT = "awaiting:payment"
@@ -27,11 +27,11 @@ class Base(DeclarativeBase):
 
 
 class OutboxMessage(OutboxRecord, Base):
-    __tablename__ = "outbox"
+    pass
 
 
 class ProcessedEvent(ProcessedEventRecord, Base):
-    __tablename__ = "processed_events"
+    pass
 
 
 class TicketReplica(Base):
@@ -60,7 +60,7 @@ class Order(Base):
         Index("ix_orders_status_expires", "status", "expires_at"),
     )
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: uuid.uuid4().hex)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(String(32))
     user_email: Mapped[str] = mapped_column(String(254))
     ticket_id: Mapped[str] = mapped_column(String(32), ForeignKey("tickets.id"))

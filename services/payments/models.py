@@ -1,7 +1,6 @@
 """The payments service's tables: payments and charge attempts, plus its outbox and processed-event record."""
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Index, Integer, String, UniqueConstraint
@@ -9,10 +8,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.events import isoformat
 from services.common.store import OutboxRecord, ProcessedEventRecord, UTCDateTime, utcnow
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
+from services.common.validation import new_id
 
 
 class Base(DeclarativeBase):
@@ -20,11 +16,11 @@ class Base(DeclarativeBase):
 
 
 class OutboxMessage(OutboxRecord, Base):
-    __tablename__ = "outbox"
+    pass
 
 
 class ProcessedEvent(ProcessedEventRecord, Base):
-    __tablename__ = "processed_events"
+    pass
 
 
 class Payment(Base):

@@ -1,7 +1,6 @@
 """The tickets service's tables: tickets, plus its outbox and processed-event record."""
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from decimal import Decimal
 
@@ -9,6 +8,7 @@ from sqlalchemy import Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.store import Money, OutboxRecord, ProcessedEventRecord, UTCDateTime, utcnow
+from services.common.validation import new_id
 
 
 class Base(DeclarativeBase):
@@ -16,18 +16,18 @@ class Base(DeclarativeBase):
 
 
 class OutboxMessage(OutboxRecord, Base):
-    __tablename__ = "outbox"
+    pass
 
 
 class ProcessedEvent(ProcessedEventRecord, Base):
-    __tablename__ = "processed_events"
+    pass
 
 
 class Ticket(Base):
     __tablename__ = "tickets"
     __table_args__ = (Index("ix_tickets_on_sale", "order_id", "created_at", "id"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: uuid.uuid4().hex)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     title: Mapped[str] = mapped_column(String(200))
     #: stored as integer cents
     price: Mapped[Decimal] = mapped_column("price_cents", Money())
