@@ -10,11 +10,12 @@ entity (``<service>.events``, routing key = event name), so nameko's
 """
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, field_serializer
+
+from .validation import new_id
 
 TICKET_CREATED = "ticket:created"
 TICKET_UPDATED = "ticket:updated"
@@ -37,6 +38,7 @@ SOURCE = {
 
 
 def utcnow() -> datetime:
+    """Now, as an aware UTC datetime: the one clock of every service (events, rows, leases)."""
     return datetime.now(timezone.utc)
 
 
@@ -131,7 +133,7 @@ PAYLOADS: dict[str, type[Event]] = {
 
 def new_event(name: str, **data) -> dict:
     """Build and validate the JSON payload of a new event called ``name``."""
-    model = PAYLOADS[name](eventId=uuid.uuid4().hex, occurredAt=isoformat(utcnow()), **data)
+    model = PAYLOADS[name](eventId=new_id(), occurredAt=isoformat(utcnow()), **data)
     return model.model_dump(mode="json")
 
 

@@ -13,14 +13,26 @@ its headers. Operators list, replay and drop parked messages by RPC
 
 ``applies_once`` parses the payload and opens a transaction that records the
 event id with the effect, so a redelivered event has no second effect.
+
+Every handler has a *consumer name*, given explicitly (``consumer="on_order_cancelled"``)
+and never derived from the method: it names the handler's queue
+(``evt-<source>-<event>--<service>.<consumer>``) and is the key under which
+``applies_once`` records the events it applied. Renaming the method changes
+neither; changing the name would orphan the queue's messages on a deployed
+broker and make the service apply again every event redelivered to it, so a
+name, once deployed, stays. Names are unique within a service and match
+:data:`CONSUMER_NAME` (what the broker permissions of
+:mod:`services.common.broker_users` allow).
 """
 from __future__ import annotations
 
 import functools
 import logging
+import re
 import time
 import uuid
 
+from nameko.events import SERVICE_POOL
 from nameko.events import EventHandler as NamekoEventHandler
 from pydantic import ValidationError
 
@@ -39,6 +51,8 @@ FAILURES_HEADER = "x-ticketing-failures"
 PARKED_ID_HEADER = "x-ticketing-parked-id"
 ERROR_HEADER = "x-ticketing-error"
 PARKED_AT_HEADER = "x-ticketing-parked-at"
+#: what a consumer name may be (lower case and underscores: part of the queue's name)
+CONSUMER_NAME = re.compile(r"[a-z][a-z_]*")
 
 
 class NotYetApplicable(Exception):
@@ -60,17 +74,31 @@ def retry_delay_ms(attempt: int, max_delay_ms: float) -> int:
 
 
 class EventHandler(TypedQueue, NamekoEventHandler):
-    """``max_attempts`` (None: no bound) parks a message after that many failed tries even before
+    """``consumer`` is the handler's stable name (see the module's doc), which names its queue.
+    ``max_attempts`` (None: no bound) parks a message after that many failed tries even before
     ``retry_for`` seconds have passed (e.g. emails: ``MAIL_MAX_ATTEMPTS``); a "not yet"
     (:class:`NotYetApplicable`) is not a failure and does not count."""
 
-    def __init__(self, source_service, event_type, max_attempts=None, **kwargs):
+    def __init__(self, source_service, event_type, *, consumer: str, max_attempts=None, **kwargs):
+        if not isinstance(consumer, str) or not CONSUMER_NAME.fullmatch(consumer):
+            raise ValueError(f"consumer name {consumer!r} must match {CONSUMER_NAME.pattern}")
+        if kwargs.get("handler_type", SERVICE_POOL) != SERVICE_POOL:
+            raise ValueError("only service-pool handlers (one queue a service) are supported")
         kwargs.setdefault("expected_exceptions", (NotYetApplicable,))
         super().__init__(source_service, event_type, **kwargs)
+        self.consumer = consumer
         self.max_attempts = max_attempts
+
+    def queue_name(self, service_name: str) -> str:
+        """``evt-<source>-<event>--<service>.<consumer>``: nameko's name, with the consumer name
+        where nameko puts the method's."""
+        return f"evt-{self.source_service}-{self.event_type}--{service_name}.{self.consumer}"
 
     def setup(self):
         super().setup()
+        # nameko named the queue after the method; it is declared only when the consumer starts.
+        self.queue = self.queue.__class__(**dict(self.queue.as_dict(),
+                                                 name=self.queue_name(self.container.service_name)))
         settings = settings_of(self.container)
         self.delays = DelayedDelivery(settings.amqp_uri, settings.queue_type, settings.quorum_dead_lettering)
         self.retry_for = settings.handler_retry_for_seconds
@@ -123,37 +151,38 @@ class EventHandler(TypedQueue, NamekoEventHandler):
 event_handler = EventHandler.decorator
 
 
-def applies_once(method):
+def applies_once(event_name: str, consumer: str):
     """Wrap ``method(self, tx, event)``: parse the payload, skip redeliveries, commit with the effect.
 
-    The service must have a ``store`` (:class:`services.common.store.Store`).
-    The event name comes from the handler's decorator, so stack it *under*
-    ``@event_handler``.
+    The service must have a ``store`` (:class:`services.common.store.Store`) with a
+    processed-events table; ``consumer`` is the key the applied events are recorded under.
     """
 
-    @functools.wraps(method)
-    def wrapper(self, payload):
-        event_name = wrapper.event_name
-        try:
-            event = events.parse(event_name, payload)
-        except (ValidationError, TypeError, ValueError) as invalid:
-            raise InvalidMessage(f"{event_name} does not match its contract: {invalid}") from None
-        with self.store.transaction() as tx:
-            if not tx.first_delivery(event, consumer=method.__name__):
-                log.info("dropping duplicate %s %s", event_name, event.eventId)
-                return None
-            return method(self, tx, event)
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapper(self, payload):
+            try:
+                event = events.parse(event_name, payload)
+            except (ValidationError, TypeError, ValueError) as invalid:
+                raise InvalidMessage(f"{event_name} does not match its contract: {invalid}") from None
+            with self.store.transaction() as tx:
+                if not tx.first_delivery(event, consumer=consumer):
+                    log.info("dropping duplicate %s %s", event_name, event.eventId)
+                    return None
+                return method(self, tx, event)
 
-    wrapper.event_name = None
-    return wrapper
+        wrapper.consumer = consumer  # what the service's processed-events record keys it by
+        return wrapper
+
+    return decorate
 
 
-def handles(source_event: str, **kwargs):
-    """``@handles(events.TICKET_UPDATED)``: retrying handler + applies_once for one event."""
+def handles(source_event: str, *, consumer: str, **kwargs):
+    """``@handles(events.TICKET_UPDATED, consumer="on_ticket_updated")``: retrying handler +
+    applies_once for one event, both under the one consumer name."""
 
     def decorate(method):
-        wrapped = applies_once(method)
-        wrapped.event_name = source_event
-        return event_handler(events.SOURCE[source_event], source_event, **kwargs)(wrapped)
+        wrapped = applies_once(source_event, consumer)(method)
+        return event_handler(events.SOURCE[source_event], source_event, consumer=consumer, **kwargs)(wrapped)
 
     return decorate

@@ -5,7 +5,7 @@ component's settings (:mod:`services.common.settings`). It applies to
 every durable queue we declare:
 
 * nameko's own: the RPC queue ``rpc-<service>`` (``services.common.rpc.rpc``) and the event
-  queues ``evt-<source>-<event>--<service>.<method>`` (the event handlers of
+  queues ``evt-<source>-<event>--<service>.<consumer>`` (the event handlers of
   :mod:`services.common.handlers`), and ``@consume`` queues (:data:`consume`);
 * ours: the delay holding queues ``delay.<ms>ms``, ``expiration.due`` and the
   ``<queue>.parked`` dead-letter queues (:mod:`services.common.delays`).

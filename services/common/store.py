@@ -82,7 +82,11 @@ class Money(TypeDecorator):
 
 
 class OutboxRecord:
-    """Mixin for a service's ``outbox`` table: events committed, not yet published."""
+    """Mixin for a service's ``outbox`` table: events committed, not yet published.
+
+    ``class OutboxMessage(OutboxRecord, Base): pass`` in a service's models."""
+
+    __tablename__ = "outbox"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     event_name: Mapped[str] = mapped_column(String(64))
@@ -94,7 +98,11 @@ class OutboxRecord:
 
 
 class ProcessedEventRecord:
-    """Mixin for a service's ``processed_events`` table: (event id, consumer) applied."""
+    """Mixin for a service's ``processed_events`` table: (event id, consumer) applied.
+
+    ``class ProcessedEvent(ProcessedEventRecord, Base): pass`` in a service's models."""
+
+    __tablename__ = "processed_events"
 
     event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     consumer: Mapped[str] = mapped_column(String(100), primary_key=True)

@@ -159,6 +159,12 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+def new_id() -> str:
+    """A fresh id: 32 lower-case hex characters (a random UUID's), what :func:`is_valid_id` accepts.
+    Every entity's and every event's id is made here."""
+    return uuid.uuid4().hex
+
+
 def is_valid_id(value: str) -> bool:
     """Ids are 32 lower-case hex characters (:func:`new_id`)."""
     return isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value)

@@ -1,4 +1,5 @@
-"""The confirmation service's tables: the sent-email log, plus its outbox and processed-event record."""
+"""The confirmation service's table: the sent-email log (it publishes no event, and an order's email is
+sent once by its order id, so it has no outbox and no processed-event record)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -7,19 +8,11 @@ from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.events import isoformat
-from services.common.store import OutboxRecord, ProcessedEventRecord, UTCDateTime, utcnow
+from services.common.store import UTCDateTime, utcnow
 
 
 class Base(DeclarativeBase):
     pass
-
-
-class OutboxMessage(OutboxRecord, Base):
-    __tablename__ = "outbox"
-
-
-class ProcessedEvent(ProcessedEventRecord, Base):
-    __tablename__ = "processed_events"
 
 
 class SentEmail(Base):

@@ -12,7 +12,7 @@ from services.common.settings import Settings, settings_of
 
 from . import domain
 from .mailers import MailService
-from .models import Base, OutboxMessage, ProcessedEvent
+from .models import Base
 from .settings import ConfirmationSettings
 
 
@@ -31,11 +31,11 @@ class ConfirmationService(HealthMixin, ParkedMessagesMixin):
 
     # The order id, not the event id, is what must be handled once (one email per order), and the
     # send must happen between two commits (see domain), so this handler is not ``@handles``.
-    store = Store(Base, OutboxMessage, ProcessedEvent)
+    store = Store(Base)
     mail = MailService()
     settings = Settings(ConfirmationSettings)
 
-    @MailRetries.decorator(events.SOURCE[events.ORDER_COMPLETED], events.ORDER_COMPLETED)
+    @MailRetries.decorator(events.SOURCE[events.ORDER_COMPLETED], events.ORDER_COMPLETED, consumer="on_order_completed")
     def on_order_completed(self, payload):
         domain.confirm_order(self.store, self.mail, events.parse(events.ORDER_COMPLETED, payload))
 

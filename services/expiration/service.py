@@ -27,7 +27,7 @@ class ExpirationService(HealthMixin, ParkedMessagesMixin):
     #: publishes on "expiration.events" (persistent messages, publisher confirms)
     dispatch = EventDispatcher()
 
-    @event_handler("orders", events.ORDER_CREATED)
+    @event_handler("orders", events.ORDER_CREATED, consumer="on_order_created")
     def on_order_created(self, payload):
         # No idempotency record needed: a duplicate schedules a second expiry,
         # and orders ignores a second expiration:complete.

@@ -89,19 +89,19 @@ class OrdersService(HealthMixin, ParkedMessagesMixin):
         return orders.release_by(self.store, order_id, holder).to_dict()
 
     # -- events ------------------------------------------------------------------
-    @handles(events.TICKET_CREATED)
+    @handles(events.TICKET_CREATED, consumer="on_ticket_created")
     def on_ticket_created(self, tx, event):
         orders.apply_ticket(tx, event)
 
-    @handles(events.TICKET_UPDATED)
+    @handles(events.TICKET_UPDATED, consumer="on_ticket_updated")
     def on_ticket_updated(self, tx, event):
         orders.apply_ticket(tx, event)
 
-    @handles(events.EXPIRATION_COMPLETE)
+    @handles(events.EXPIRATION_COMPLETE, consumer="on_expiration_complete")
     def on_expiration_complete(self, tx, event):
         orders.on_expiration(tx, event.orderId)
 
-    @handles(events.PAYMENT_CREATED)
+    @handles(events.PAYMENT_CREATED, consumer="on_payment_created")
     def on_payment_created(self, tx, event):
         orders.on_payment(tx, event)
 

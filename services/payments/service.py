@@ -83,7 +83,7 @@ class PaymentsService(HealthMixin, ParkedMessagesMixin):
             log.info("hold sweep: %s", counts)
         return counts
 
-    @handles(events.ORDER_CANCELLED)
+    @handles(events.ORDER_CANCELLED, consumer="on_order_cancelled")
     def on_order_cancelled(self, tx, event):
         flows.note_cancelled(tx, event.id)
 

@@ -16,11 +16,11 @@ class Base(DeclarativeBase):
 
 
 class OutboxMessage(OutboxRecord, Base):
-    __tablename__ = "outbox"
+    pass
 
 
 class ProcessedEvent(ProcessedEventRecord, Base):
-    __tablename__ = "processed_events"
+    pass
 
 
 class Ticket(Base):

@@ -62,17 +62,17 @@ class TicketsService(HealthMixin, ParkedMessagesMixin):
             page, next_cursor = domain.page_on_sale(conn, limit, cursor)
             return {"tickets": page, "next": next_cursor}
 
-    @handles(events.ORDER_CREATED)
+    @handles(events.ORDER_CREATED, consumer="on_order_created")
     def on_order_created(self, tx, event):
         domain.reserve(tx, event.ticket.id, event.id)
         log.info("ticket %s reserved by order %s", event.ticket.id, event.id)
 
-    @handles(events.ORDER_CANCELLED)
+    @handles(events.ORDER_CANCELLED, consumer="on_order_cancelled")
     def on_order_cancelled(self, tx, event):
         domain.release(tx, event.ticket.id, event.id)
         log.info("ticket %s released: order %s was cancelled", event.ticket.id, event.id)
 
-    @handles(events.ORDER_COMPLETED)
+    @handles(events.ORDER_COMPLETED, consumer="on_order_completed")
     def on_order_completed(self, tx, event):
         domain.mark_sold(tx, event.ticket.id, event.id)
         log.info("ticket %s sold: order %s is complete", event.ticket.id, event.id)

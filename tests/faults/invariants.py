@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 ACTIVE = ("created", "awaiting:payment", "complete")
-OUTBOXES = ("tickets", "orders", "payments", "confirmation")
+OUTBOXES = ("tickets", "orders", "payments")
 
 
 @dataclass

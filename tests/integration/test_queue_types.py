@@ -70,7 +70,7 @@ def test_every_durable_queue_of_every_service_is_a_quorum_queue_and_expiry_still
 class Flaky:
     name = "flaky"
 
-    @event_handler("orders", events.ORDER_CREATED, max_attempts=2)
+    @event_handler("orders", events.ORDER_CREATED, consumer="always_fails", max_attempts=2)
     def always_fails(self, payload):
         raise RuntimeError("this handler always fails")
 

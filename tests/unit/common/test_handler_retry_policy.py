@@ -95,10 +95,9 @@ def test_an_explicit_bound_of_failed_tries_still_parks_but_not_yet_does_not_coun
 def test_a_payload_that_breaks_the_contract_is_invalid():
     from services.common import events
 
-    @handlers.applies_once
+    @handlers.applies_once(events.TICKET_UPDATED, consumer="on_ticket_updated")
     def on_ticket_updated(self, tx, event):
         raise AssertionError("not reached")
 
-    on_ticket_updated.event_name = events.TICKET_UPDATED
     with pytest.raises(InvalidMessage):
         on_ticket_updated(types.SimpleNamespace(), {"id": "x"})

@@ -29,7 +29,7 @@ def test_an_email_is_retried_like_any_event_unless_its_tries_are_bounded(monkeyp
 
     monkeypatch.setattr(EventHandler, "setup", lambda self: None)
     monkeypatch.delenv("MAIL_MAX_ATTEMPTS", raising=False)
-    handler = MailRetries("orders", "order:completed")
+    handler = MailRetries("orders", "order:completed", consumer="on_order_completed")
     handler.container = SimpleNamespace(config={})
     handler.setup()
     assert handler.max_attempts is None
