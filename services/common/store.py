@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import eventlet
-from nameko.amqp.publish import Publisher
 from nameko.standalone.events import get_event_exchange
 from nameko_sqlalchemy import Database
 from decimal import Decimal
@@ -34,6 +33,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import events, green_psycopg, logs, metrics
+from .confirms import ConfirmedPublisher, Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class Store(Database):
         from .migrations import upgrade
 
         upgrade(self.container.service_name, self.engine)
-        self.publisher = Publisher(self.container.config["AMQP_URI"])
+        self.publisher = ConfirmedPublisher(self.container.config["AMQP_URI"])
         self.exchange = get_event_exchange(self.container.service_name, self.container.config)
         self._running = False
         self._published: list[int] = []
@@ -193,17 +193,19 @@ class Store(Database):
         A row published but not yet deleted when the process dies is published again by
         the relay: a duplicate, which consumers drop. Deleting in batches saves a
         transaction per event on the hot path."""
-        for row in rows:
-            self._publish(row)
-            self._published.append(row.id)
+        self._publish(*rows)
+        self._published.extend(row.id for row in rows)
 
-    def _publish(self, row) -> None:
+    def _publish(self, *rows) -> None:
         """On this service's nameko event exchange, as nameko's EventDispatcher would, with the
-        correlation id of the request that caused it in the header nameko passes on."""
-        headers = {logs.CORRELATION_HEADER: row.correlation_id} if row.correlation_id else {}
-        self.publisher.publish(row.payload, exchange=self.exchange, routing_key=row.event_name,
-                               declare=[self.exchange], headers=headers)
-        metrics.EVENTS_PUBLISHED.labels(self.container.service_name, row.event_name).inc()
+        correlation id of the request that caused it in the header nameko passes on; all rows
+        at once, then one wait for the broker's confirms (:class:`ConfirmedPublisher`)."""
+        self.publisher.publish([
+            Outgoing(row.payload, self.exchange, row.event_name, declare=[self.exchange],
+                     headers={logs.CORRELATION_HEADER: row.correlation_id} if row.correlation_id else {})
+            for row in rows])
+        for row in rows:
+            metrics.EVENTS_PUBLISHED.labels(self.container.service_name, row.event_name).inc()
 
     def forget_published(self) -> int:
         ids, self._published[:] = list(self._published), []
@@ -222,9 +224,8 @@ class Store(Database):
             if self.engine.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = session.scalars(query).all()
-            for row in rows:
-                self._publish(row)
             if rows:
+                self._publish(*rows)
                 session.execute(delete(model).where(model.id.in_([r.id for r in rows])))
                 log.info("outbox relay published %d event(s) left unpublished", len(rows), extra={"count": len(rows)})
             session.commit()
