@@ -251,7 +251,11 @@ def stale_hold_ids(session, hold_seconds: float, now: datetime | None = None, li
 # -- the ticket replica ----------------------------------------------------------
 
 def apply_ticket(tx, event: events.TicketChanged) -> TicketReplica | None:
-    """Apply ticket:created/updated only as the next version; early ones wait, stale ones drop."""
+    """Apply ticket:created/updated if newer than the replica; stale ones drop.
+
+    A ticket event carries the ticket's whole state, so the newest version wins and a version
+    skipped (an update that changed nothing kept here: :func:`replica_news`) is not waited for.
+    The replica starts with v0 (ticket:created): an update of a ticket not seen yet waits."""
     ticket = tx.session.get(TicketReplica, event.id)
     if ticket is None:
         if event.version != 0:
@@ -267,8 +271,23 @@ def apply_ticket(tx, event: events.TicketChanged) -> TicketReplica | None:
     if event.version <= ticket.version:
         log.info("dropping stale ticket %s v%d (replica at v%d)", event.id, event.version, ticket.version)
         return None
-    if event.version > ticket.version + 1:
-        raise NotYetApplicable(f"ticket {event.id} v{event.version} before v{ticket.version + 1}")
     ticket.title, ticket.price, ticket.user_id, ticket.version = event.title, event.price, event.userId, event.version
     tx.session.flush()
     return ticket
+
+
+def replica_news(session, tickets: list[events.TicketChanged]) -> list[events.TicketChanged]:
+    """The ticket events that change what the replica keeps (title, price, seller), or that it cannot
+    judge without :func:`apply_ticket` (a ticket it has not got yet). An event newer than the
+    replica with the same title, price and seller (the ticket reserved or released) is not news."""
+    ids = {event.id for event in tickets}
+    kept = {row.id: row for row in session.execute(
+        select(TicketReplica.id, TicketReplica.version, TicketReplica.title, TicketReplica.price,
+               TicketReplica.user_id).where(TicketReplica.id.in_(ids)))}
+    news = []
+    for event in tickets:
+        replica = kept.get(event.id)
+        if replica is None or (event.version > replica.version and (event.title, event.price, event.userId)
+                               != (replica.title, replica.price, replica.user_id)):
+            news.append(event)
+    return news

@@ -6,6 +6,7 @@ import logging
 from nameko.timer import timer
 
 from services.common import config, events, logs, metrics
+from services.common.batches import batch_event_handler, handles_batch, parse_all
 from services.common.handlers import handles
 from services.common.health import HealthMixin
 from services.common.parked import ParkedMessagesMixin
@@ -130,15 +131,30 @@ class OrdersService(HealthMixin, ParkedMessagesMixin):
         return order
 
     # -- events ------------------------------------------------------------------
-    @handles(events.TICKET_CREATED)
+    # Which handlers record event ids (processed_events) to apply an event once: only
+    # payment:created. The ticket replica takes a ticket event only if it is newer than what it
+    # has (the version), and expiry cancels an order only while it is ``created`` and overdue:
+    # applied twice, those do nothing the second time, so they need no record.
+    @handles_batch(events.TICKET_CREATED)
     def on_ticket_created(self, tx, event):
         domain.apply_ticket(tx, event)
 
-    @handles(events.TICKET_UPDATED)
-    def on_ticket_updated(self, tx, event):
-        domain.apply_ticket(tx, event)
+    @batch_event_handler(events.SOURCE[events.TICKET_UPDATED], events.TICKET_UPDATED)
+    def on_ticket_updated(self, batch):
+        """Most ticket updates echo this service's own order events (the ticket reserved or released):
+        they change nothing the replica keeps (title, price, seller), so they take one read and no
+        transaction. A seller's new price or title is applied."""
+        tickets = parse_all(events.TICKET_UPDATED, batch)
+        with self.store.read() as session:
+            news = domain.replica_news(session, tickets)
+        if news:
+            with self.store.transaction() as tx:
+                for delivery, event in zip(batch, tickets):
+                    if any(event is new for new in news):
+                        with delivery.scope(events.TICKET_UPDATED):
+                            domain.apply_ticket(tx, event)
 
-    @handles(events.EXPIRATION_COMPLETE)
+    @handles_batch(events.EXPIRATION_COMPLETE)
     def on_expiration_complete(self, tx, event):
         if domain.expire(tx, event.orderId):
             moved(CANCELLED, "expired")

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from services.common import events, metrics
 from services.common.errors import NotFound, PaymentDeclined, ServiceUnavailable, TicketingError
-from services.common.handlers import handles
+from services.common.batches import handles_batch
 from services.common.health import HealthMixin
 from services.common.parked import ParkedMessagesMixin
 from services.common.rpc import ServiceRpc, rpc
@@ -97,7 +97,8 @@ class PaymentsService(HealthMixin, ParkedMessagesMixin):
             log.info("hold sweep: %s", counts)
         return counts
 
-    @handles(events.ORDER_CANCELLED)
+    # Idempotent by itself (the cancellation is recorded once), so no event-id record.
+    @handles_batch(events.ORDER_CANCELLED)
     def on_order_cancelled(self, tx, event):
         domain.note_cancelled(tx, event.id)
 

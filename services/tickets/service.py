@@ -5,7 +5,7 @@ import logging
 import weakref
 
 from services.common import events
-from services.common.handlers import handles
+from services.common.batches import handles_batch
 from services.common.health import HealthMixin
 from services.common.parked import ParkedMessagesMixin
 from services.common.rpc import rpc
@@ -59,17 +59,20 @@ class TicketsService(HealthMixin, ParkedMessagesMixin):
             page, next_cursor = domain.page_on_sale(conn, limit, cursor)
             return {"tickets": page, "next": next_cursor}
 
-    @handles(events.ORDER_CREATED)
+    # No handler here records event ids (processed_events): each effect is idempotent by itself.
+    # A ticket already held by the order, already released for it (its cancellation is recorded)
+    # or already sold is left as it is, so a redelivered order event changes nothing.
+    @handles_batch(events.ORDER_CREATED)
     def on_order_created(self, tx, event):
         domain.reserve(tx, event.ticket.id, event.id)
         log.info("ticket %s reserved by order %s", event.ticket.id, event.id)
 
-    @handles(events.ORDER_CANCELLED)
+    @handles_batch(events.ORDER_CANCELLED)
     def on_order_cancelled(self, tx, event):
         domain.release(tx, event.ticket.id, event.id)
         log.info("ticket %s released: order %s was cancelled", event.ticket.id, event.id)
 
-    @handles(events.ORDER_COMPLETED)
+    @handles_batch(events.ORDER_COMPLETED)
     def on_order_completed(self, tx, event):
         domain.mark_sold(tx, event.ticket.id, event.id)
         log.info("ticket %s sold: order %s is complete", event.ticket.id, event.id)

@@ -193,15 +193,24 @@ def test_sweeps_find_overdue_orders_and_stale_holds(tx):
     assert domain.stale_hold_ids(tx.session, 120, now=now) == []
 
 
-def test_replica_applies_versions_in_order_only(tx):
-    with pytest.raises(NotYetApplicable):
-        domain.apply_ticket(tx, ticket_event(2, title="v2"))
-    assert domain.apply_ticket(tx, ticket_event(1, title="v1")).title == "v1"
-    assert domain.apply_ticket(tx, ticket_event(1, title="again")) is None  # duplicate version: dropped
+def test_replica_takes_the_newest_version_and_drops_older_ones(tx):
+    # an event carries the ticket's whole state: v2 before v1 is applied, and v1 is stale then
     assert domain.apply_ticket(tx, ticket_event(2, title="v2", price="20")).price == Decimal("20.00")
+    assert domain.apply_ticket(tx, ticket_event(1, title="v1")) is None
+    assert domain.apply_ticket(tx, ticket_event(2, title="again")) is None  # duplicate version: dropped
     assert domain.apply_ticket(tx, ticket_event(0)) is None  # stale
     replica = tx.session.get(TicketReplica, TICKET)
-    assert (replica.version, replica.title) == (2, "v2")
+    assert (replica.version, replica.title, replica.price) == (2, "v2", Decimal("20.00"))
+
+
+def test_a_ticket_update_that_changes_nothing_kept_is_not_news(tx):
+    echo = ticket_event(1)  # the ticket reserved or released: same title, price and seller
+    repriced, retitled = ticket_event(2, price="15.00"), ticket_event(3, title="Opera")
+    stale, unknown = ticket_event(0, price="1.00"), ticket_event(0, ticket_id="8" * 32)
+    assert domain.replica_news(tx.session, [echo, repriced, retitled, stale, unknown]) == [repriced, retitled,
+                                                                                            unknown]
+    domain.apply_ticket(tx, repriced)  # after skipped echoes: applied all the same
+    assert tx.session.get(TicketReplica, TICKET).price == Decimal("15.00")
 
 
 def test_replica_is_created_from_v0_only(tx):
