@@ -12,6 +12,7 @@ the new status, emits it in the same transaction.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
@@ -154,20 +155,34 @@ def expire(tx, order_id: str, now: datetime | None = None) -> bool:
     One conditional UPDATE (no read first): this is the hot path when many orders expire at once.
     An early or forged expiration:complete finds the order's expiresAt still ahead and does nothing.
     """
-    if not is_valid_id(order_id):
-        log.warning("expiration:complete for a malformed order id %r; ignoring it", order_id)
-        return False
+    return order_id in expire_all(tx, [order_id], now)
+
+
+def expire_all(tx, order_ids, now: datetime | None = None, announcing=None) -> list[str]:
+    """:func:`expire` for many orders in one UPDATE; returns the ids of those it cancelled.
+
+    ``announcing(order_id)``: a context manager around the emit of that order's order:cancelled
+    (e.g. the log context of the message that asked for it)."""
+    valid = []
+    for order_id in dict.fromkeys(order_ids):
+        if is_valid_id(order_id):
+            valid.append(order_id)
+        else:
+            log.warning("expiration:complete for a malformed order id %r; ignoring it", order_id)
+    if not valid:
+        return []
     now = now or events.utcnow()
-    row = tx.session.execute(
-        update(Order).where(Order.id == order_id, Order.status == CREATED, Order.expires_at <= now)
+    rows = tx.session.execute(
+        update(Order).where(Order.id.in_(valid), Order.status == CREATED, Order.expires_at <= now)
         .values(status=CANCELLED, version=Order.version + 1)
-        .returning(Order.version, Order.ticket_id)
+        .returning(Order.id, Order.version, Order.ticket_id)
         .execution_options(synchronize_session=False)
-    ).first()
-    if row is None:
-        return False  # paid, being paid, already cancelled, or unknown: expiry has nothing to do
-    tx.emit(events.ORDER_CANCELLED, id=order_id, version=row.version, ticket={"id": row.ticket_id})
-    return True
+    ).all()
+    # paid, being paid, already cancelled, or unknown: expiry has nothing to do for the others
+    for row in rows:
+        with announcing(row.id) if announcing else nullcontext():
+            tx.emit(events.ORDER_CANCELLED, id=row.id, version=row.version, ticket={"id": row.ticket_id})
+    return [row.id for row in rows]
 
 
 def hold_for_payment(tx, order_id: str, user_id: str, holder: str | None = None,

@@ -154,14 +154,23 @@ class OrdersService(HealthMixin, ParkedMessagesMixin):
                         with delivery.scope(events.TICKET_UPDATED):
                             domain.apply_ticket(tx, event)
 
-    @handles_batch(events.EXPIRATION_COMPLETE)
-    def on_expiration_complete(self, tx, event):
-        if domain.expire(tx, event.orderId):
-            moved(CANCELLED, "expired")
-            log.info("order %s cancelled: its payment window ran out (expiration:complete)", event.orderId)
-        else:
-            log.info("expiration:complete for order %s: nothing to do (paid, being paid or cancelled)",
-                     event.orderId)
+    @batch_event_handler(events.SOURCE[events.EXPIRATION_COMPLETE], events.EXPIRATION_COMPLETE)
+    def on_expiration_complete(self, batch):
+        """A batch of expiries: one UPDATE, one commit (an order's order:cancelled carries the
+        correlation id of its own expiration:complete)."""
+        expiries = parse_all(events.EXPIRATION_COMPLETE, batch)
+        asked = {event.orderId: delivery for delivery, event in zip(batch, expiries)}
+        with self.store.transaction() as tx:
+            cancelled = set(domain.expire_all(tx, list(asked), announcing=lambda order_id: asked[order_id].scope(
+                events.EXPIRATION_COMPLETE)))
+        for order_id, delivery in asked.items():
+            with delivery.scope(events.EXPIRATION_COMPLETE):
+                if order_id in cancelled:
+                    moved(CANCELLED, "expired")
+                    log.info("order %s cancelled: its payment window ran out (expiration:complete)", order_id)
+                else:
+                    log.info("expiration:complete for order %s: nothing to do (paid, being paid or cancelled)",
+                             order_id)
 
     @handles(events.PAYMENT_CREATED)
     def on_payment_created(self, tx, event):

@@ -5,7 +5,7 @@ import logging
 import weakref
 
 from services.common import events
-from services.common.batches import handles_batch
+from services.common.batches import batch_event_handler, handles_batch, parse_all
 from services.common.health import HealthMixin
 from services.common.parked import ParkedMessagesMixin
 from services.common.rpc import rpc
@@ -67,10 +67,18 @@ class TicketsService(HealthMixin, ParkedMessagesMixin):
         domain.reserve(tx, event.ticket.id, event.id)
         log.info("ticket %s reserved by order %s", event.ticket.id, event.id)
 
-    @handles_batch(events.ORDER_CANCELLED)
-    def on_order_cancelled(self, tx, event):
-        domain.release(tx, event.ticket.id, event.id)
-        log.info("ticket %s released: order %s was cancelled", event.ticket.id, event.id)
+    @batch_event_handler(events.SOURCE[events.ORDER_CANCELLED], events.ORDER_CANCELLED)
+    def on_order_cancelled(self, batch):
+        """A batch of cancellations: their tickets released in one transaction (each ticket:updated
+        carries the correlation id of its own order:cancelled)."""
+        cancelled = parse_all(events.ORDER_CANCELLED, batch)
+        by_order = {event.id: delivery for delivery, event in zip(batch, cancelled)}
+        with self.store.transaction() as tx:
+            domain.release_all(tx, [(event.ticket.id, event.id) for event in cancelled],
+                               announcing=lambda order_id: by_order[order_id].scope(events.ORDER_CANCELLED))
+        for delivery, event in zip(batch, cancelled):
+            with delivery.scope(events.ORDER_CANCELLED):
+                log.info("ticket %s released: order %s was cancelled", event.ticket.id, event.id)
 
     @handles_batch(events.ORDER_COMPLETED)
     def on_order_completed(self, tx, event):
