@@ -176,9 +176,12 @@ def handles_batch(source_event: str, dedup: bool = False, **kwargs):
         @functools.wraps(method)
         def wrapper(self, batch):
             parsed = parse_all(source_event, batch)
-            results = []
+            results, seen = [], set()
             with self.store.transaction() as tx:
                 for delivery, event in zip(batch, parsed):
+                    if event.eventId in seen:  # one event twice in a batch (a relay's duplicate): once is enough
+                        continue
+                    seen.add(event.eventId)
                     with delivery.scope(source_event):
                         if dedup and not tx.first_delivery(event, consumer=method.__name__):
                             log.info("dropping duplicate %s %s", source_event, event.eventId)

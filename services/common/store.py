@@ -168,6 +168,8 @@ class Store(Database):
         self.exchange = get_event_exchange(self.container.service_name, self.container.config)
         self._running = False
         self._published: list[int] = []
+        #: rows this process is publishing right now
+        self._in_flight: set[int] = set()
 
     def start(self):
         if self.outbox_model is not None:
@@ -193,8 +195,13 @@ class Store(Database):
         A row published but not yet deleted when the process dies is published again by
         the relay: a duplicate, which consumers drop. Deleting in batches saves a
         transaction per event on the hot path."""
-        self._publish(*rows)
-        self._published.extend(row.id for row in rows)
+        ids = [row.id for row in rows]
+        self._in_flight.update(ids)  # not for the relay meanwhile, however long the broker takes
+        try:
+            self._publish(*rows)
+        finally:
+            self._in_flight.difference_update(ids)
+        self._published.extend(ids)
 
     def _publish(self, *rows) -> None:
         """On this service's nameko event exchange, as nameko's EventDispatcher would, with the
@@ -221,6 +228,8 @@ class Store(Database):
         model = self.outbox_model
         with self.Session() as session:
             query = select(model).where(model.created_at <= cutoff).order_by(model.id).limit(500)
+            if self._in_flight:
+                query = query.where(model.id.not_in(list(self._in_flight)))
             if self.engine.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = session.scalars(query).all()
