@@ -29,6 +29,7 @@ import math
 from kombu import Exchange, Queue
 from nameko.amqp.publish import Publisher
 
+from .confirms import Outgoing
 from .queues import AT_MOST_ONCE, CLASSIC, typed
 
 log = logging.getLogger(__name__)
@@ -81,13 +82,19 @@ class DelayedDelivery:
         self.queue_type, self.dead_lettering = queue_type, dead_lettering
         self._declared: set[int] = set()
 
-    def send_later(self, target_queue: str, payload, delay_ms: int, headers: dict | None = None) -> None:
+    def later(self, target_queue: str, payload, delay_ms: int, headers: dict | None = None) -> Outgoing:
+        """The message :meth:`send_later` publishes, for publishing in a batch
+        (:class:`~services.common.confirms.ConfirmedPublisher`)."""
         if delay_ms not in LADDER_MS:
             raise ValueError(f"{delay_ms} ms is not a step of the delay ladder")
         queue = typed(holding_queue(delay_ms), self.queue_type, self.dead_lettering)
-        declare = [] if delay_ms in self._declared else [queue]
+        return Outgoing(payload, queue.exchange, target_queue, headers or {}, [queue])
+
+    def send_later(self, target_queue: str, payload, delay_ms: int, headers: dict | None = None) -> None:
+        message = self.later(target_queue, payload, delay_ms, headers)
+        declare = [] if delay_ms in self._declared else message.declare
         self.publisher.publish(
-            payload, exchange=queue.exchange, routing_key=target_queue, headers=headers or {}, declare=declare
+            payload, exchange=message.exchange, routing_key=target_queue, headers=message.headers, declare=declare
         )
         self._declared.add(delay_ms)
 

@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import eventlet
-from nameko.amqp.publish import Publisher
 from nameko.standalone.events import get_event_exchange
 from nameko_sqlalchemy import Database
 from decimal import Decimal
@@ -34,6 +33,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import events, green_psycopg, logs, metrics
+from .confirms import ConfirmedPublisher, Outgoing
 from .events import utcnow
 from .settings import settings_of
 
@@ -176,10 +176,12 @@ class Store(Database):
         from .migrations import upgrade
 
         upgrade(self.container.service_name, self.engine)
-        self.publisher = Publisher(self.container.config["AMQP_URI"])
+        self.publisher = ConfirmedPublisher(self.container.config["AMQP_URI"])
         self.exchange = get_event_exchange(self.container.service_name, self.container.config)
         self._running = False
         self._published: list[int] = []
+        #: rows this process is publishing right now
+        self._in_flight: set[int] = set()
 
     def start(self):
         if self.outbox_model is not None:
@@ -205,17 +207,24 @@ class Store(Database):
         A row published but not yet deleted when the process dies is published again by
         the relay: a duplicate, which consumers drop. Deleting in batches saves a
         transaction per event on the hot path."""
-        for row in rows:
-            self._publish(row)
-            self._published.append(row.id)
+        ids = [row.id for row in rows]
+        self._in_flight.update(ids)  # not for the relay meanwhile, however long the broker takes
+        try:
+            self._publish(*rows)
+        finally:
+            self._in_flight.difference_update(ids)
+        self._published.extend(ids)
 
-    def _publish(self, row) -> None:
+    def _publish(self, *rows) -> None:
         """On this service's nameko event exchange, as nameko's EventDispatcher would, with the
-        correlation id of the request that caused it in the header nameko passes on."""
-        headers = {logs.CORRELATION_HEADER: row.correlation_id} if row.correlation_id else {}
-        self.publisher.publish(row.payload, exchange=self.exchange, routing_key=row.event_name,
-                               declare=[self.exchange], headers=headers)
-        metrics.EVENTS_PUBLISHED.labels(self.container.service_name, row.event_name).inc()
+        correlation id of the request that caused it in the header nameko passes on; all rows
+        at once, then one wait for the broker's confirms (:class:`ConfirmedPublisher`)."""
+        self.publisher.publish([
+            Outgoing(row.payload, self.exchange, row.event_name, declare=[self.exchange],
+                     headers={logs.CORRELATION_HEADER: row.correlation_id} if row.correlation_id else {})
+            for row in rows])
+        for row in rows:
+            metrics.EVENTS_PUBLISHED.labels(self.container.service_name, row.event_name).inc()
 
     def forget_published(self) -> int:
         ids, self._published[:] = list(self._published), []
@@ -233,12 +242,13 @@ class Store(Database):
         model = self.outbox_model
         with self.Session() as session:
             query = select(model).where(model.created_at <= cutoff).order_by(model.id).limit(500)
+            if self._in_flight:
+                query = query.where(model.id.not_in(list(self._in_flight)))
             if self.engine.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = session.scalars(query).all()
-            for row in rows:
-                self._publish(row)
             if rows:
+                self._publish(*rows)
                 session.execute(delete(model).where(model.id.in_([r.id for r in rows])))
                 log.info("outbox relay published %d event(s) left unpublished", len(rows), extra={"count": len(rows)})
             session.commit()

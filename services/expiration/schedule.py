@@ -14,8 +14,10 @@ import time
 from datetime import datetime
 
 from nameko.extensions import DependencyProvider
+from nameko.standalone.events import get_event_exchange
 
-from services.common import logs
+from services.common import events, logs
+from services.common.confirms import ConfirmedPublisher, Outgoing
 from services.common.delays import DelayedDelivery, durable_queue, next_hop
 from services.common.settings import settings_of
 
@@ -36,22 +38,53 @@ def remaining_ms(expires_at: str, now: float | None = None) -> float:
 
 
 class ExpirySchedule(DependencyProvider):
-    """``self.schedule.expire_at(order_id, expires_at)``: put (or put back) an expiry on the ladder."""
+    """``self.schedule.expire_at(order_id, expires_at)``: put (or put back) an expiry on the ladder.
+
+    In batches: :meth:`plan` says what to publish for each expiry (its next hop, or
+    ``expiration:complete`` once due), and :meth:`publish` sends them all
+    with one wait for the broker's confirms."""
 
     def setup(self):
         settings = settings_of(self.container)
         self.delivery = DelayedDelivery(settings.amqp_uri, settings.queue_type, settings.quorum_dead_lettering)
+        self.publisher = ConfirmedPublisher(settings.amqp_uri)
+        self.exchange = get_event_exchange(self.container.service_name, self.container.config)
+
+    def stop(self):
+        self.publisher.close()
 
     def get_dependency(self, worker_ctx):
         return self
 
     def expire_at(self, order_id: str, expires_at: str) -> bool:
         """Schedule the next hop; False if it is due already (the caller publishes at once)."""
-        left = remaining_ms(expires_at)
-        if left <= EARLY_TOLERANCE_MS:
+        hop = self.next_hop(order_id, expires_at)
+        if hop is None:
             return False
-        hop = next_hop(left)
         # the correlation id rides along in the headers, so the cancellation logs it too
         self.delivery.send_later(DUE_QUEUE, {"orderId": order_id, "expiresAt": expires_at}, hop, logs.headers())
-        log.info("order %s expires at %s: waiting %d ms in delay.%dms", order_id, expires_at, hop, hop)
         return True
+
+    def next_hop(self, order_id: str, expires_at: str) -> int | None:
+        """The holding queue's delay for the next hop of this expiry; None once it is due."""
+        left = remaining_ms(expires_at)
+        if left <= EARLY_TOLERANCE_MS:
+            return None
+        hop = next_hop(left)
+        log.info("order %s expires at %s: waiting %d ms in delay.%dms", order_id, expires_at, hop, hop)
+        return hop
+
+    def plan(self, order_id: str, expires_at: str) -> tuple[Outgoing, bool]:
+        """What to publish for this expiry now, and whether that is its ``expiration:complete``."""
+        hop = self.next_hop(order_id, expires_at)
+        if hop is None:
+            return self.dispatch(events.EXPIRATION_COMPLETE, orderId=order_id), True
+        return self.delivery.later(DUE_QUEUE, {"orderId": order_id, "expiresAt": expires_at}, hop,
+                                   logs.headers()), False
+
+    def dispatch(self, name: str, **data) -> Outgoing:
+        """Event ``name`` of this service (on its nameko event exchange), to publish with the batch."""
+        return Outgoing(events.new_event(name, **data), self.exchange, name, logs.headers(), [self.exchange])
+
+    def publish(self, messages: list[Outgoing]) -> None:
+        self.publisher.publish(messages)

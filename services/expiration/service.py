@@ -3,13 +3,10 @@ from __future__ import annotations
 
 import logging
 
-from nameko.events import EventDispatcher
-
 from services.common import broker, events, metrics
-from services.common.handlers import event_handler
+from services.common.batches import batch_consume, batch_event_handler, parse_all
 from services.common.health import HealthMixin
 from services.common.parked import ParkedMessagesMixin
-from services.common.queues import consume
 from services.common.rpc import rpc
 from services.common.settings import Settings
 
@@ -23,37 +20,47 @@ class ExpirationService(HealthMixin, ParkedMessagesMixin):
     name = "expiration"
 
     settings = Settings(ExpirationSettings)
+    #: plans each expiry's next hop or its expiration:complete, and publishes them in batches
+    #: (persistent messages, one wait for the broker's confirms per batch)
     schedule = ExpirySchedule()
-    #: publishes on "expiration.events" (persistent messages, publisher confirms)
-    dispatch = EventDispatcher()
 
-    @event_handler("orders", events.ORDER_CREATED, consumer="on_order_created")
-    def on_order_created(self, payload):
+    @batch_event_handler("orders", events.ORDER_CREATED, consumer="on_order_created")
+    def on_order_created(self, batch):
         # No idempotency record needed: a duplicate schedules a second expiry,
         # and orders ignores a second expiration:complete.
-        order = events.parse(events.ORDER_CREATED, payload)
-        self._schedule(order.id, order.expiresAt)
+        orders = parse_all(events.ORDER_CREATED, batch)
+        self._schedule([(delivery, order.id, order.expiresAt) for delivery, order in zip(batch, orders)])
 
     # Errors requeue: a failure here is the broker's (publishing), and the message must not be lost.
-    @consume(due_queue(), requeue_on_error=True)
-    def on_due(self, payload):
-        try:
-            order_id, expires_at = str(payload["orderId"]), str(payload["expiresAt"])
-        except (KeyError, TypeError):
-            log.error("dropping a malformed expiry message: %r", payload)
-            return
-        self._schedule(order_id, expires_at)
+    @batch_consume(due_queue(), requeue_on_error=True)
+    def on_due(self, batch):
+        expiries = []
+        for delivery in batch:
+            try:
+                expiries.append((delivery, str(delivery.payload["orderId"]), str(delivery.payload["expiresAt"])))
+            except (KeyError, TypeError):
+                log.error("dropping a malformed expiry message: %r", delivery.payload)
+        self._schedule(expiries)
 
-    def _schedule(self, order_id: str, expires_at: str) -> None:
-        try:
-            pending = self.schedule.expire_at(order_id, expires_at)
-        except ValueError:
-            log.error("dropping an expiry with a bad expiresAt %r (order %s)", expires_at, order_id)
-            return
-        if not pending:
-            self.dispatch(events.EXPIRATION_COMPLETE, events.new_event(events.EXPIRATION_COMPLETE, orderId=order_id))
+    def _schedule(self, expiries) -> None:
+        """Publish each expiry's next hop, or its expiration:complete once due; all confirmed by the
+        broker before the batch is acknowledged."""
+        messages, due = [], []
+        for delivery, order_id, expires_at in expiries:
+            with delivery.scope():
+                try:
+                    message, is_due = self.schedule.plan(order_id, expires_at)
+                except ValueError:
+                    log.error("dropping an expiry with a bad expiresAt %r (order %s)", expires_at, order_id)
+                    continue
+            messages.append(message)
+            if is_due:
+                due.append((delivery, order_id))
+        self.schedule.publish(messages)
+        for delivery, order_id in due:
             metrics.EVENTS_PUBLISHED.labels(self.name, events.EXPIRATION_COMPLETE).inc()
-            log.info("order %s is due: published expiration:complete", order_id)
+            with delivery.scope():
+                log.info("order %s is due: published expiration:complete", order_id)
 
     @rpc
     def pending(self):

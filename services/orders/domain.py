@@ -259,8 +259,10 @@ def stale_hold_cutoff(hold_seconds: float, now: datetime) -> datetime:
 # -- the ticket replica ----------------------------------------------------------
 
 def replica_update(replica: TicketReplica | None, event: events.TicketChanged) -> bool:
-    """Whether ticket:created/updated applies now: only as the next version (v0 creates the
-    replica); an early one raises :class:`NotYetApplicable` (retried later), a stale one is False."""
+    """Whether ticket:created/updated applies now: if newer than the replica. A ticket event carries
+    the ticket's whole state, so the newest version wins and a version skipped (an update that
+    changed nothing kept here: :func:`is_news`) is not waited for. The replica starts with v0
+    (ticket:created): an update of a ticket not seen yet raises :class:`NotYetApplicable`."""
     if replica is None:
         if event.version != 0:
             raise NotYetApplicable(f"ticket {event.id} v{event.version} before its v0")
@@ -268,9 +270,15 @@ def replica_update(replica: TicketReplica | None, event: events.TicketChanged) -
     if event.version <= replica.version:
         log.info("dropping stale ticket %s v%d (replica at v%d)", event.id, event.version, replica.version)
         return False
-    if event.version > replica.version + 1:
-        raise NotYetApplicable(f"ticket {event.id} v{event.version} before v{replica.version + 1}")
     return True
+
+
+def is_news(replica, event: events.TicketChanged) -> bool:
+    """Does ``event`` change what the replica keeps (title, price, seller), or can it not be judged
+    without applying it (a ticket not seen yet)? A newer version with the same title, price and
+    seller (the ticket reserved or released by an order) is not news."""
+    return replica is None or (event.version > replica.version and (event.title, event.price, event.userId)
+                               != (replica.title, replica.price, replica.user_id))
 
 
 def new_replica(event: events.TicketChanged) -> TicketReplica:

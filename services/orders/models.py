@@ -35,7 +35,7 @@ class ProcessedEvent(ProcessedEventRecord, Base):
 
 
 class TicketReplica(Base):
-    """What orders knows of a ticket, fed by ticket:created / ticket:updated in version order."""
+    """What orders knows of a ticket, fed by ticket:created / ticket:updated (the newest version wins)."""
 
     __tablename__ = "tickets"
 

@@ -53,16 +53,16 @@ def save(session) -> None:
         raise Conflict(CHANGED_MEANWHILE) from None
 
 
-def move_if_due(session, order_id: str, transition: Transition, due_by: datetime):
-    """Apply ``transition`` to an order in its source status whose expiresAt is at or before
+def move_all_if_due(session, order_ids: list[str], transition: Transition, due_by: datetime) -> list:
+    """Apply ``transition`` to the orders in its source status whose expiresAt is at or before
     ``due_by``, in one conditional UPDATE (no read first: the hot path when many orders expire
-    at once). The order's (id, version, ticket_id) after it, or None if nothing changed."""
+    at once). The (id, version, ticket_id) of each order it changed."""
     return session.execute(
-        update(Order).where(Order.id == order_id, Order.status == transition.source, Order.expires_at <= due_by)
+        update(Order).where(Order.id.in_(order_ids), Order.status == transition.source, Order.expires_at <= due_by)
         .values(status=transition.target, version=Order.version + 1)
         .returning(Order.id, Order.version, Order.ticket_id)
         .execution_options(synchronize_session=False)
-    ).first()
+    ).all()
 
 
 def orders_of(session, user_id: str) -> list[Order]:
@@ -103,6 +103,13 @@ def stale_hold_ids(session, cutoff: datetime, limit: int = 500) -> list[str]:
 
 
 # -- the ticket replica ----------------------------------------------------------
+
+def replica_states(session, ticket_ids) -> dict:
+    """{ticket id: (id, version, title, price, user_id)} of the replicas of ``ticket_ids`` that exist."""
+    return {row.id: row for row in session.execute(
+        select(TicketReplica.id, TicketReplica.version, TicketReplica.title, TicketReplica.price,
+               TicketReplica.user_id).where(TicketReplica.id.in_(set(ticket_ids))))}
+
 
 def ticket(session, ticket_id: str) -> TicketReplica | None:
     return session.get(TicketReplica, ticket_id)

@@ -1,7 +1,10 @@
 """The orders service: RPCs for the gateway, payments and operators; reactions to tickets, expiry, payments."""
 from __future__ import annotations
 
+from functools import partial
+
 from services.common import events
+from services.common.batches import batch_event_handler, handles_batch, parse_all
 from services.common.handlers import handles
 from services.common.health import HealthMixin
 from services.common.parked import ParkedMessagesMixin
@@ -89,17 +92,35 @@ class OrdersService(HealthMixin, ParkedMessagesMixin):
         return orders.release_by(self.store, order_id, holder).to_dict()
 
     # -- events ------------------------------------------------------------------
-    @handles(events.TICKET_CREATED, consumer="on_ticket_created")
+    # Which handlers record event ids (processed_events) to apply an event once: only
+    # payment:created. The ticket replica takes a ticket event only if it is newer than what it
+    # has (the version), and expiry cancels an order only while it is ``created`` and overdue:
+    # applied twice, those do nothing the second time, so they need no record.
+    @handles_batch(events.TICKET_CREATED, consumer="on_ticket_created")
     def on_ticket_created(self, tx, event):
         orders.apply_ticket(tx, event)
 
-    @handles(events.TICKET_UPDATED, consumer="on_ticket_updated")
-    def on_ticket_updated(self, tx, event):
-        orders.apply_ticket(tx, event)
+    @batch_event_handler(events.SOURCE[events.TICKET_UPDATED], events.TICKET_UPDATED, consumer="on_ticket_updated")
+    def on_ticket_updated(self, batch):
+        """Most ticket updates echo this service's own order events (the ticket reserved or released):
+        they change nothing the replica keeps (title, price, seller), so they take one read and no
+        transaction. A seller's new price or title is applied."""
+        tickets = parse_all(events.TICKET_UPDATED, batch)
+        news = orders.ticket_news(self.store, tickets)
+        if news:
+            with self.store.transaction() as tx:
+                for delivery, event in zip(batch, tickets):
+                    if any(event is new for new in news):
+                        with delivery.scope(events.TICKET_UPDATED):
+                            orders.apply_ticket(tx, event)
 
-    @handles(events.EXPIRATION_COMPLETE, consumer="on_expiration_complete")
-    def on_expiration_complete(self, tx, event):
-        orders.on_expiration(tx, event.orderId)
+    @batch_event_handler(events.SOURCE[events.EXPIRATION_COMPLETE], events.EXPIRATION_COMPLETE,
+                         consumer="on_expiration_complete")
+    def on_expiration_complete(self, batch):
+        """A batch of expiries: one UPDATE, one commit."""
+        expiries = parse_all(events.EXPIRATION_COMPLETE, batch)
+        orders.on_expirations(self.store, {event.orderId: partial(delivery.scope, events.EXPIRATION_COMPLETE)
+                                           for delivery, event in zip(batch, expiries)})
 
     @handles(events.PAYMENT_CREATED, consumer="on_payment_created")
     def on_payment_created(self, tx, event):

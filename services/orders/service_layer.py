@@ -13,6 +13,7 @@ UPDATE of the same row of the table): there is no other way to move an order.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from datetime import datetime
 
 from services.common import events, logs, metrics
@@ -174,23 +175,44 @@ def _log_release(order: Order, released: bool) -> None:
 def expire(tx, order_id: str, now: datetime | None = None) -> bool:
     """expiration:complete (and the safety net): cancel the order only if it is still ``created``
     and its time is up. True if it was cancelled; an unknown or malformed id is nothing to do."""
-    if not is_valid_id(order_id):
-        log.warning("expiration:complete for a malformed order id %r; ignoring it", order_id)
-        return False
+    return order_id in expire_all(tx, [order_id], now)
+
+
+def expire_all(tx, order_ids, now: datetime | None = None, announcing=None) -> list[str]:
+    """:func:`expire` for many orders in one UPDATE; returns the ids of those it cancelled.
+
+    ``announcing(order_id)``: a context manager around the emit of that order's order:cancelled
+    (e.g. the log context of the message that asked for it)."""
+    valid = []
+    for order_id in dict.fromkeys(order_ids):
+        if is_valid_id(order_id):
+            valid.append(order_id)
+        else:
+            log.warning("expiration:complete for a malformed order id %r; ignoring it", order_id)
+    if not valid:
+        return []
     transition = domain.expiry()
-    row = repository.move_if_due(tx.session, order_id, transition, now or events.utcnow())
-    if row is None:
-        return False  # paid, being paid, already cancelled, or unknown: expiry has nothing to do
-    _announce(tx, transition, row)
-    return True
+    rows = repository.move_all_if_due(tx.session, valid, transition, now or events.utcnow())
+    # paid, being paid, already cancelled, or unknown: expiry has nothing to do for the others
+    for row in rows:
+        with announcing(row.id) if announcing else nullcontext():
+            _announce(tx, transition, row)
+    return [row.id for row in rows]
 
 
-def on_expiration(tx, order_id: str) -> None:
-    if expire(tx, order_id):
-        moved(CANCELLED, "expired")
-        log.info("order %s cancelled: its payment window ran out (expiration:complete)", order_id)
-    else:
-        log.info("expiration:complete for order %s: nothing to do (paid, being paid or cancelled)", order_id)
+def on_expirations(store, expiries: dict) -> None:
+    """A batch of expiration:complete, ``{order id: its message's log scope}``: one UPDATE, one
+    commit (each order:cancelled carries the correlation id of its own expiration:complete)."""
+    with store.transaction() as tx:
+        cancelled = set(expire_all(tx, list(expiries), announcing=lambda order_id: expiries[order_id]()))
+    for order_id, scope in expiries.items():
+        with scope():
+            if order_id in cancelled:
+                moved(CANCELLED, "expired")
+                log.info("order %s cancelled: its payment window ran out (expiration:complete)", order_id)
+            else:
+                log.info("expiration:complete for order %s: nothing to do (paid, being paid or cancelled)",
+                         order_id)
 
 
 def complete(tx, order_id: str) -> Order:
@@ -206,9 +228,17 @@ def on_payment(tx, event) -> None:
         log.info("order %s complete: paid (payment %s)", event.orderId, event.id, extra={"payment_id": event.id})
 
 
+def ticket_news(store, tickets: list[events.TicketChanged]) -> list[events.TicketChanged]:
+    """The ticket events that change what the replica keeps (:func:`domain.is_news`): most
+    ticket:updated echo this service's own order events and take this one read, no transaction."""
+    with store.read() as session:
+        kept = repository.replica_states(session, [event.id for event in tickets])
+    return [event for event in tickets if domain.is_news(kept.get(event.id), event)]
+
+
 def apply_ticket(tx, event: events.TicketChanged):
-    """ticket:created/updated, applied to the replica only as its next version; early ones wait
-    (:class:`NotYetApplicable`), stale ones are dropped (None)."""
+    """ticket:created/updated, applied to the replica if newer (:func:`domain.replica_update`);
+    stale ones are dropped (None)."""
     replica = repository.ticket(tx.session, event.id)
     if not domain.replica_update(replica, event):
         return None

@@ -7,7 +7,7 @@ from sqlalchemy import BigInteger, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.events import isoformat
-from services.common.store import OutboxRecord, ProcessedEventRecord, UTCDateTime, utcnow
+from services.common.store import OutboxRecord, UTCDateTime, utcnow
 from services.common.validation import new_id
 
 
@@ -16,10 +16,6 @@ class Base(DeclarativeBase):
 
 
 class OutboxMessage(OutboxRecord, Base):
-    pass
-
-
-class ProcessedEvent(ProcessedEventRecord, Base):
     pass
 
 

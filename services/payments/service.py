@@ -8,8 +8,8 @@ import logging
 
 
 from services.common import events, metrics
+from services.common.batches import handles_batch
 from services.common.errors import PaymentDeclined, ServiceUnavailable, TicketingError
-from services.common.handlers import handles
 from services.common.health import HealthMixin
 from services.common.parked import ParkedMessagesMixin
 from services.common.rpc import ServiceRpc, rpc
@@ -17,7 +17,7 @@ from services.common.settings import Settings, configured_timer
 from services.common.store import Store
 
 from . import domain, flows
-from .models import Base, OutboxMessage, ProcessedEvent
+from .models import Base, OutboxMessage
 from .processors import PaymentProcessor
 from .settings import PaymentsSettings
 
@@ -42,7 +42,7 @@ def payment_outcome(exc: BaseException) -> str:
 class PaymentsService(HealthMixin, ParkedMessagesMixin):
     name = "payments"
 
-    store = Store(Base, OutboxMessage, ProcessedEvent)
+    store = Store(Base, OutboxMessage)
     orders = ServiceRpc("orders")
     processor = PaymentProcessor()
     settings = Settings(PaymentsSettings)
@@ -83,7 +83,8 @@ class PaymentsService(HealthMixin, ParkedMessagesMixin):
             log.info("hold sweep: %s", counts)
         return counts
 
-    @handles(events.ORDER_CANCELLED, consumer="on_order_cancelled")
+    # Idempotent by itself (the cancellation is recorded once), so no event-id record.
+    @handles_batch(events.ORDER_CANCELLED, consumer="on_order_cancelled")
     def on_order_cancelled(self, tx, event):
         flows.note_cancelled(tx, event.id)
 

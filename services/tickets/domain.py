@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from contextlib import nullcontext
 from datetime import datetime
 
 from sqlalchemy import and_, bindparam, or_, select
@@ -92,13 +93,32 @@ def reserve(tx, ticket_id: str, order_id: str) -> None:
 
 def release(tx, ticket_id: str, order_id: str) -> None:
     """order:cancelled — back on sale if that order holds it (not another one, and not sold)."""
-    if tx.session.get(CancelledOrder, order_id) is None:
-        tx.session.add(CancelledOrder(order_id=order_id, ticket_id=ticket_id, cancelled_at=events.utcnow()))
-    ticket = find(tx.session, ticket_id, for_update=True)
-    if ticket.order_id != order_id or ticket.sold_at is not None:
-        return
-    ticket.order_id = None
-    _changed(tx, ticket)
+    release_all(tx, [(ticket_id, order_id)])
+
+
+def release_all(tx, cancelled: list[tuple[str, str]], announcing=None) -> None:
+    """:func:`release` for many (ticket id, order id) pairs: a few statements for all of them.
+
+    Every cancellation is recorded (so that a late order:created reserves nothing); the tickets
+    are locked in id order (two batches never wait on each other in a circle). ``announcing(order_id)``:
+    a context manager around the emit of the ticket:updated that order's cancellation causes."""
+    pairs = dict((order_id, ticket_id) for ticket_id, order_id in cancelled)
+    known = set(tx.session.scalars(select(CancelledOrder.order_id).where(CancelledOrder.order_id.in_(pairs))))
+    now = events.utcnow()
+    tx.session.add_all([CancelledOrder(order_id=order_id, ticket_id=ticket_id, cancelled_at=now)
+                        for order_id, ticket_id in pairs.items() if order_id not in known])
+    ids = sorted({ticket_id for ticket_id in pairs.values() if is_valid_id(ticket_id)})
+    tickets = tx.session.scalars(select(Ticket).where(Ticket.id.in_(ids)).order_by(Ticket.id)
+                                 .with_for_update()).all()
+    if len(tickets) < len(set(pairs.values())):
+        raise NotFound("Ticket not found")
+    for ticket in tickets:
+        order_id = ticket.order_id
+        if order_id is None or pairs.get(order_id) != ticket.id or ticket.sold_at is not None:
+            continue
+        ticket.order_id = None
+        with announcing(order_id) if announcing else nullcontext():
+            _changed(tx, ticket)
 
 
 def mark_sold(tx, ticket_id: str, order_id: str) -> None:

@@ -7,7 +7,7 @@ from decimal import Decimal
 from sqlalchemy import Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.common.store import Money, OutboxRecord, ProcessedEventRecord, UTCDateTime, utcnow
+from services.common.store import Money, OutboxRecord, UTCDateTime, utcnow
 from services.common.validation import new_id
 
 
@@ -16,10 +16,6 @@ class Base(DeclarativeBase):
 
 
 class OutboxMessage(OutboxRecord, Base):
-    pass
-
-
-class ProcessedEvent(ProcessedEventRecord, Base):
     pass
 
 

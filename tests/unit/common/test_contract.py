@@ -121,27 +121,27 @@ def test_the_consumer_name_not_the_method_name_keys_deduplication_and_the_queue(
     applied = []
 
     class Before:
-        store = unit_store("payments", f"sqlite:///{tmp_path / 'payments.db'}")
+        store = unit_store("orders", f"sqlite:///{tmp_path / 'orders.db'}")
 
-        @handlers.handles(events.ORDER_CANCELLED, consumer="on_order_cancelled")
-        def on_order_cancelled(self, tx, event):
+        @handlers.handles(events.PAYMENT_CREATED, consumer="on_payment_created")
+        def on_payment_created(self, tx, event):
             applied.append(("before", event.eventId))
 
     class After(Before):
-        @handlers.handles(events.ORDER_CANCELLED, consumer="on_order_cancelled")
-        def note_cancellation(self, tx, event):
+        @handlers.handles(events.PAYMENT_CREATED, consumer="on_payment_created")
+        def complete_order(self, tx, event):
             applied.append(("after", event.eventId))
 
-    (before,) = Before.on_order_cancelled.nameko_entrypoints
-    (after,) = After.note_cancellation.nameko_entrypoints
-    assert before.queue_name("payments") == after.queue_name("payments") \
-        == "evt-orders-order:cancelled--payments.on_order_cancelled"
+    (before,) = Before.on_payment_created.nameko_entrypoints
+    (after,) = After.complete_order.nameko_entrypoints
+    assert before.queue_name("orders") == after.queue_name("orders") \
+        == "evt-payments-payment:created--orders.on_payment_created"
 
-    event = events.new_event(events.ORDER_CANCELLED, id="a" * 32, version=1, ticket={"id": "b" * 32})
-    Before().on_order_cancelled(event)
-    After().note_cancellation(event)  # redelivered after the release: already applied
-    fresh = events.new_event(events.ORDER_CANCELLED, id="c" * 32, version=1, ticket={"id": "b" * 32})
-    After().note_cancellation(fresh)
+    event = events.new_event(events.PAYMENT_CREATED, id="a" * 32, orderId="b" * 32, chargeId="ch_1")
+    Before().on_payment_created(event)
+    After().complete_order(event)  # redelivered after the release: already applied
+    fresh = events.new_event(events.PAYMENT_CREATED, id="c" * 32, orderId="d" * 32, chargeId="ch_2")
+    After().complete_order(fresh)
     assert applied == [("before", event["eventId"]), ("after", fresh["eventId"])]
 
 

@@ -168,7 +168,7 @@ def test_a_new_order_and_its_event():
     events.new_event(events.ORDER_CREATED, **payload)
 
 
-def test_the_replica_takes_the_next_version_only():
+def test_the_replica_takes_a_newer_version_and_a_ticket_starts_at_v0():
     def changed(version):
         return events.parse(events.TICKET_UPDATED, events.new_event(
             events.TICKET_UPDATED, id="7" * 32, version=version, title="T", price=Decimal("1"), userId=SELLER))
@@ -179,5 +179,18 @@ def test_the_replica_takes_the_next_version_only():
     replica = an_order().ticket  # at v0
     assert domain.replica_update(replica, changed(1))
     assert not domain.replica_update(replica, changed(0))
-    with pytest.raises(NotYetApplicable):
-        domain.replica_update(replica, changed(2))
+    # an event carries the ticket's whole state: a later one need not wait for the ones between
+    assert domain.replica_update(replica, changed(2))
+
+
+def test_a_ticket_update_that_changes_nothing_kept_is_not_news():
+    replica = an_order().ticket  # v0: Concert, 12.50, SELLER
+
+    def changed(version, title="Concert", price="12.50", seller=SELLER):
+        return events.parse(events.TICKET_UPDATED, events.new_event(
+            events.TICKET_UPDATED, id=replica.id, version=version, title=title, price=Decimal(price), userId=seller))
+
+    assert not domain.is_news(replica, changed(1))  # reserved or released: the same title, price, seller
+    assert domain.is_news(replica, changed(2, price="15.00")) and domain.is_news(replica, changed(3, title="Opera"))
+    assert not domain.is_news(replica, changed(0, price="1.00"))  # stale
+    assert domain.is_news(None, changed(0))  # not seen yet: only applying tells

@@ -193,16 +193,33 @@ def test_sweeps_find_overdue_orders_and_stale_holds(store):
     assert stale(now) == []
 
 
-def test_replica_applies_versions_in_order_only(store):
-    with pytest.raises(NotYetApplicable):
-        in_tx(store, orders.apply_ticket, ticket_event(2, title="v2"))
-    assert in_tx(store, orders.apply_ticket, ticket_event(1, title="v1")).title == "v1"
-    assert in_tx(store, orders.apply_ticket, ticket_event(1, title="again")) is None  # duplicate: dropped
+def test_replica_takes_the_newest_version_and_drops_older_ones(store):
+    # an event carries the ticket's whole state: v2 before v1 is applied, and v1 is stale then
     assert in_tx(store, orders.apply_ticket, ticket_event(2, title="v2", price="20")).price == Decimal("20.00")
+    assert in_tx(store, orders.apply_ticket, ticket_event(1, title="v1")) is None
+    assert in_tx(store, orders.apply_ticket, ticket_event(2, title="again")) is None  # duplicate version: dropped
     assert in_tx(store, orders.apply_ticket, ticket_event(0)) is None  # stale
     with store.read() as session:
         replica = session.get(TicketReplica, TICKET)
-        assert (replica.version, replica.title) == (2, "v2")
+        assert (replica.version, replica.title, replica.price) == (2, "v2", Decimal("20.00"))
+
+
+def test_only_ticket_updates_that_change_the_replica_are_news(store):
+    echo = ticket_event(1)  # the ticket reserved or released: same title, price and seller
+    repriced, retitled = ticket_event(2, price="15.00"), ticket_event(3, title="Opera")
+    stale, unknown = ticket_event(0, price="1.00"), ticket_event(0, ticket_id="8" * 32)
+    assert orders.ticket_news(store, [echo, repriced, retitled, stale, unknown]) == [repriced, retitled, unknown]
+    in_tx(store, orders.apply_ticket, repriced)  # after skipped echoes: applied all the same
+    with store.read() as session:
+        assert session.get(TicketReplica, TICKET).price == Decimal("15.00")
+
+
+def test_a_batch_of_expiries_cancels_the_due_ones_in_one_update(store):
+    order = reserve(store, ALICE, window=0)
+    with store.transaction() as tx:  # the same order twice, an unknown and a malformed id beside it
+        assert orders.expire_all(tx, [order.id, order.id, "0" * 32, "not-an-id"]) == [order.id]
+    assert status(store, order.id) == "cancelled"
+    assert names(store).count(events.ORDER_CANCELLED) == 1
 
 
 def test_replica_is_created_from_v0_only(store):
