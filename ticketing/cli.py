@@ -23,6 +23,8 @@ warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 # psycopg 3 must wait through select() so it yields to eventlet; set before it is imported.
 os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
+# eventlet's resolver imports dnspython (~30 MB per process); services.common.resolver replaces it.
+os.environ.setdefault("EVENTLET_NO_GREENDNS", "yes")
 
 SERVICES = ("auth", "tickets", "orders", "expiration", "payments", "confirmation")
 WEB = ("gateway", "frontend", "web")
@@ -43,9 +45,10 @@ def run_service(name: str) -> None:
     eventlet.monkey_patch()
     from nameko.cli.run import run
 
-    from services.common import logs
+    from services.common import logs, resolver
     from services.common.config import nameko_config
 
+    resolver.install()
     config = nameko_config(name)
     logs.setup(name)
     supervise(name, lambda: run([service_class(name)], config))
