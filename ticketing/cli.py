@@ -46,12 +46,57 @@ def run_service(name: str) -> None:
     from nameko.cli.run import run
 
     from services.common import logs, resolver
-    from services.common.config import nameko_config
+    from services.common.config import SCHEMA_MIGRATED, SERVICES_WITH_DATABASE, nameko_config
 
     resolver.install()
     config = nameko_config(name)
     logs.setup(name)
-    supervise(name, lambda: run([service_class(name)], config))
+    service = service_class(name)
+    if name in SERVICES_WITH_DATABASE and migrate_in_child(name):
+        config[SCHEMA_MIGRATED] = True
+    supervise(name, lambda: run([service], config))
+
+
+def migrate_in_child(name: str) -> bool:
+    """Apply ``name``'s migrations in a forked child process; True if they are applied.
+
+    Alembic (and its templates, and the revisions) would stay in the service's memory
+    for good, about 10 MB, for work done once at start; in a child that exits, it
+    never loads in the service's own process. The fork comes after the service's modules
+    are imported, so the child only adds Alembic, and before the service opens any
+    connection or starts any (green) thread. False (the child failed: the database is
+    not there yet, say) leaves the migrations to the service's Store, which runs them
+    in-process and retries as it always has."""
+    from eventlet import patcher
+
+    original = patcher.original("os")  # a real fork and a blocking wait: nothing green runs yet
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = original.fork()
+    if pid == 0:
+        code = 1
+        try:
+            from sqlalchemy import create_engine
+
+            from services.common.config import database_url
+            from services.common.migrations import upgrade
+            from services.common.store import configure_engine
+
+            engine = create_engine(database_url(name))
+            configure_engine(engine)
+            upgrade(name, engine)
+            engine.dispose()
+            code = 0
+        except BaseException as exc:
+            logging.getLogger(__name__).warning(
+                "migrating %s in a child process failed (%s: %s); the service migrates itself",
+                name, type(exc).__name__, exc)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            original._exit(code)
+    _, status = original.waitpid(pid, 0)
+    return original.waitstatus_to_exitcode(status) == 0
 
 
 #: pauses between restarts of a service whose container died (seconds)

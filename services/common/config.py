@@ -17,6 +17,10 @@ DEFAULT_AMQP_URI = "amqp://guest:guest@localhost:5672/"
 
 SERVICES_WITH_DATABASE = ("auth", "tickets", "orders", "payments", "confirmation")
 
+#: nameko config key: the schema was migrated before the service started (``ticketing run`` does it
+#: in a short-lived child process, so Alembic never loads in the service's own); the Store skips it
+SCHEMA_MIGRATED = "SCHEMA_MIGRATED"
+
 
 class ConfigurationError(RuntimeError):
     pass
