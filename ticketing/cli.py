@@ -191,7 +191,7 @@ def run_web(component: str) -> None:
     # metrics and recent errors on a port of their own, never behind the public Ingress
     metrics_port = config.env_int("METRICS_PORT", 9100)
     if metrics_port:
-        from services.common.web import serve_side_port
+        from services.common.side_port import serve_side_port
 
         serve_side_port(config.env("HEALTH_HOST", "0.0.0.0"), metrics_port)
     serve(component)
