@@ -23,6 +23,8 @@ warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 # psycopg 3 must wait through select() so it yields to eventlet; set before it is imported.
 os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
+# eventlet's resolver imports dnspython (~30 MB per process); services.common.resolver replaces it.
+os.environ.setdefault("EVENTLET_NO_GREENDNS", "yes")
 
 SERVICES = ("auth", "tickets", "orders", "expiration", "payments", "confirmation")
 WEB = ("gateway", "frontend", "web")
@@ -54,12 +56,58 @@ def run_service(name: str) -> None:
     eventlet.monkey_patch()
     from nameko.cli.run import run
 
-    from services.common import logs
+    from services.common import logs, resolver
+    from services.common.config import SCHEMA_MIGRATED, SERVICES_WITH_DATABASE
 
+    resolver.install()
     settings = settings_class(name).load()  # a bad value stops the service here, naming the setting
     config = settings.nameko_config()
     logs.setup(name, settings.log_level)
-    supervise(name, lambda: run([service_class(name)], config))
+    service = service_class(name)
+    if name in SERVICES_WITH_DATABASE and migrate_in_child(name, settings.database_url()):
+        config[SCHEMA_MIGRATED] = True
+    supervise(name, lambda: run([service], config))
+
+
+def migrate_in_child(name: str, database_url: str | None = None) -> bool:
+    """Apply ``name``'s migrations in a forked child process; True if they are applied.
+
+    Alembic (and its templates, and the revisions) would stay in the service's memory
+    for good, about 10 MB, for work done once at start; in a child that exits, it
+    never loads in the service's own process. The fork comes after the service's modules
+    are imported, so the child only adds Alembic, and before the service opens any
+    connection or starts any (green) thread. False (the child failed: the database is
+    not there yet, say) leaves the migrations to the service's Store, which runs them
+    in-process and retries as it always has."""
+    from eventlet import patcher
+
+    original = patcher.original("os")  # a real fork and a blocking wait: nothing green runs yet
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = original.fork()
+    if pid == 0:
+        code = 1
+        try:
+            from sqlalchemy import create_engine
+
+            from services.common.migrations import upgrade
+            from services.common.store import configure_engine
+
+            engine = create_engine(database_url or settings_class(name).load().database_url())
+            configure_engine(engine)
+            upgrade(name, engine)
+            engine.dispose()
+            code = 0
+        except BaseException as exc:
+            logging.getLogger(__name__).warning(
+                "migrating %s in a child process failed (%s: %s); the service migrates itself",
+                name, type(exc).__name__, exc)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            original._exit(code)
+    _, status = original.waitpid(pid, 0)
+    return original.waitstatus_to_exitcode(status) == 0
 
 
 #: pauses between restarts of a service whose container died (seconds)
@@ -154,7 +202,7 @@ def run_web(component: str) -> None:
     logs.setup(component, settings.log_level)
     # metrics and recent errors on a port of their own, never behind the public Ingress
     if settings.metrics_port:
-        from services.common.web import serve_side_port
+        from services.common.side_port import serve_side_port
 
         serve_side_port(settings.health_host, settings.metrics_port)
     serve(component)

@@ -21,9 +21,9 @@ class AuthSettings(ServiceSettings):
     auth_max_email_delay_seconds: int = setting(60, "the longest wait between sign-in attempts on one email",
                                                 check=not_negative)
     # RFC 9106's second recommended profile by default; tests lower the cost.
-    argon2_memory_kib: int = setting(64 * 1024, "memory of one password hash, in KiB", check=positive)
-    argon2_time_cost: int = setting(3, "Argon2 iterations of one password hash", check=at_least_one)
-    argon2_parallelism: int = setting(4, "Argon2 lanes of one password hash", check=at_least_one)
-    argon2_max_concurrent: int = setting(2, "password hashes running at once in one auth process", check=at_least_one)
+    argon2_memory_kib: int = setting(46 * 1024, "memory of one password hash, in KiB (OWASP's minimum: 46 MiB)", check=positive)
+    argon2_time_cost: int = setting(1, "Argon2 iterations of one password hash", check=at_least_one)
+    argon2_parallelism: int = setting(1, "Argon2 lanes of one password hash", check=at_least_one)
+    argon2_max_concurrent: int = setting(1, "password hashes running at once in one auth process", check=at_least_one)
     argon2_queue_seconds: float = setting(3.0, "how long a password hash waits for its turn before a 503",
                                           check=not_negative)

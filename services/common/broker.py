@@ -24,7 +24,6 @@ from __future__ import annotations
 from urllib.parse import quote, unquote, urlsplit
 
 import nameko.messaging
-import requests
 from kombu import Connection
 from nameko.utils import sanitize_url
 
@@ -57,6 +56,8 @@ def management_api(amqp_uri: str, management_url: str | None = None) -> tuple[st
 
 def queue_depths(amqp_uri: str, timeout: float = 3, management_url: str | None = None) -> dict[str, int]:
     """Messages (ready + unacknowledged) in every queue of the vhost, by name."""
+    import requests  # here only: every process imports this module, few ask for depths (~6 MB)
+
     base, auth, vhost = management_api(amqp_uri, management_url)
     response = requests.get(f"{base}/api/queues/{quote(vhost, safe='')}", auth=auth, timeout=timeout,
                             params={"columns": "name,messages"})

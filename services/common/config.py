@@ -14,6 +14,10 @@ log = logging.getLogger(__name__)
 
 SERVICES_WITH_DATABASE = ("auth", "tickets", "orders", "payments", "confirmation")
 
+#: nameko config key: the schema was migrated before the service started (``ticketing run`` does it
+#: in a short-lived child process, so Alembic never loads in the service's own); the Store skips it
+SCHEMA_MIGRATED = "SCHEMA_MIGRATED"
+
 
 class ConfigurationError(RuntimeError):
     pass

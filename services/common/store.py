@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import events, green_psycopg, logs, metrics
+from . import config, events, green_psycopg, logs, metrics
 from .confirms import ConfirmedPublisher, Outgoing
 from .events import utcnow
 from .settings import settings_of
@@ -138,7 +138,10 @@ class Transaction:
 
 
 class Store(Database):
-    """nameko-sqlalchemy's Database plus migrations, the outbox and its relay."""
+    """nameko-sqlalchemy's Database plus migrations, the outbox and its relay.
+
+    Migrations run in :meth:`setup` unless the config says ``SCHEMA_MIGRATED`` (see
+    ``ticketing.cli.migrate_in_child``)."""
 
     @staticmethod
     def lock_rows(query):
@@ -173,9 +176,10 @@ class Store(Database):
             self.engine_options.setdefault("pool_pre_ping", True)
         super().setup()
         configure_engine(self.engine)
-        from .migrations import upgrade
+        if not self.container.config.get(config.SCHEMA_MIGRATED):
+            from .migrations import upgrade
 
-        upgrade(self.container.service_name, self.engine)
+            upgrade(self.container.service_name, self.engine)
         self.publisher = ConfirmedPublisher(self.container.config["AMQP_URI"])
         self.exchange = get_event_exchange(self.container.service_name, self.container.config)
         self._running = False

@@ -155,11 +155,6 @@ def NonEmpty(name: str, high: int = 500):  # noqa: N802
 
 
 def new_id() -> str:
-    """A new id: 32 lower-case hex characters (uuid4().hex)."""
-    return uuid.uuid4().hex
-
-
-def new_id() -> str:
     """A fresh id: 32 lower-case hex characters (a random UUID's), what :func:`is_valid_id` accepts.
     Every entity's and every event's id is made here."""
     return uuid.uuid4().hex

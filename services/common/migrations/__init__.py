@@ -3,7 +3,9 @@
 One Alembic environment (this folder's ``env.py``) serves every service; each
 service keeps its revisions in ``services/<name>/migrations/``. Services apply
 them on start-up (idempotent; on PostgreSQL under an advisory lock so replicas
-don't race); ``ticketing migrate`` applies them ahead of a deployment.
+don't race), in a short-lived child process (``ticketing.cli.migrate_in_child``) so
+that Alembic never stays in a service's memory; ``ticketing migrate`` applies them
+ahead of a deployment.
 """
 from __future__ import annotations
 
