@@ -251,6 +251,19 @@ def test_a_decline_found_by_reconciliation_releases_the_order_and_another_card_p
     assert len(fake_stripe.charges_for(order["id"])) == 1
 
 
+def pending_attempt(postgres_url, order):
+    """A payments store on ``postgres_url`` with one attempt for ``order``, sent to no processor yet."""
+    from services.payments import domain
+    from tests.support.unit_store import unit_store
+
+    store = unit_store("payments", postgres_url)
+    with store.transaction() as tx:
+        attempt = domain.open_attempt(tx, order["id"], "tok_visa")
+    with store.transaction() as tx:
+        assert domain._start(tx, attempt.id, order)
+    return store, attempt
+
+
 def test_an_attempt_locked_by_one_replica_is_skipped_by_another(postgres_url):
     """PostgreSQL: a replica sends an attempt only while it holds the row lock (FOR UPDATE SKIP LOCKED)."""
     from sqlalchemy import select
@@ -258,14 +271,9 @@ def test_an_attempt_locked_by_one_replica_is_skipped_by_another(postgres_url):
     from services.payments import domain
     from services.payments.models import ChargeAttempt
     from services.payments.processors import SandboxProcessor
-    from tests.support.unit_store import unit_store
 
-    store = unit_store("payments", postgres_url)
     order = {"id": "c" * 32, "amountCents": 500, "ticket": {"title": "Opera", "price": "5"}}
-    with store.transaction() as tx:
-        attempt = domain.open_attempt(tx, order["id"], "tok_visa")
-    with store.transaction() as tx:
-        assert domain._start(tx, attempt.id, order)
+    store, attempt = pending_attempt(postgres_url, order)
 
     class Orders:
         released: list = []
@@ -308,14 +316,9 @@ def test_the_payers_first_send_waits_for_a_look_by_a_concurrent_payment(postgres
     from services.payments import domain
     from services.payments.models import ChargeAttempt
     from services.payments.processors import SandboxProcessor
-    from tests.support.unit_store import unit_store
 
-    store = unit_store("payments", postgres_url)
     order = {"id": "d" * 32, "amountCents": 700, "ticket": {"title": "Opera", "price": "7"}}
-    with store.transaction() as tx:
-        attempt = domain.open_attempt(tx, order["id"], "tok_visa")
-    with store.transaction() as tx:
-        assert domain._start(tx, attempt.id, order)
+    store, attempt = pending_attempt(postgres_url, order)
 
     concurrent_payment = store.engine.connect()
     transaction = concurrent_payment.begin()
