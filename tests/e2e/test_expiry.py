@@ -88,9 +88,13 @@ def test_pending_expiries_survive_a_restart_of_the_expiration_service(app, tap):
 
     late = {}
     for order_id, at in direct.items():
-        (arrived, _), = tap.wait("expiration:complete", timeout=15, orderId=order_id)
+        # A kill -9 between publishing a batch's expiration:complete and acking its messages sends
+        # them again after the restart (at least once, as documented; orders ignores the second):
+        # the first arrival is the one that counts.
+        arrived = min(at_ for at_, _ in tap.wait("expiration:complete", timeout=15, orderId=order_id))
         late[order_id] = (arrived - at.timestamp(), arrived - max(at.timestamp(), back))
     for o in real:
+        # the effect happens once, whatever expiration sent twice
         (arrived, _), = tap.wait("order:cancelled", timeout=15, id=o["id"])
         late[o["id"]] = (arrived - deadline(o), arrived - max(deadline(o), back))
     # never early; on time, or within a second of the service being back
