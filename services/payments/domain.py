@@ -314,16 +314,3 @@ def refusal(outcome: Outcome) -> Exception:
     if outcome.kind is OutcomeKind.REFUSED and outcome.recorded:
         return ServiceUnavailable(NOTHING_CHARGED)
     return ServiceUnavailable(UNCONFIRMED)
-
-
-#: steps that moved to the service layer (:mod:`services.payments.flows`) and are still reached
-#: here by older callers (the tests that drive one step at a time)
-_MOVED = frozenset({"open_attempt", "_start", "send", "reconcile", "note_cancelled"})
-
-
-def __getattr__(name: str):
-    if name in _MOVED:
-        from . import flows
-
-        return getattr(flows, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
