@@ -75,7 +75,9 @@ def edit_ticket(tx, ticket_id: str, user_id: str, title, price) -> Ticket:
 def reserve(tx, ticket_id: str, order_id: str) -> None:
     """order:created — the ticket is held by that order (:func:`domain.reserve`)."""
     ticket = repository.find(tx.session, ticket_id, lock=True)
-    if domain.reserve(ticket, order_id, ticket.order_id != order_id and repository.is_cancelled(tx.session, order_id)):
+    # a redelivery (the order holds it already) needs no look-up of the cancellations
+    cancelled = ticket.order_id != order_id and repository.is_cancelled(tx.session, order_id)
+    if domain.reserve(ticket, order_id, cancelled):
         _changed(tx, ticket)
 
 
