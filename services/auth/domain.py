@@ -1,4 +1,8 @@
-"""Auth rules: sign-up, sign-in with throttling, rotating refresh tokens with reuse detection.
+"""Auth rules, without a database: what a valid sign-up or sign-in is, how throttling decides,
+what a session (access + refresh token) is, when a presented refresh token rotates, repeats or is reuse.
+
+The service layer (:mod:`services.auth.service_layer`) loads and saves through
+:mod:`services.auth.repository` and asks these rules what to do.
 
 Limits and lifetimes come from auth's settings (``settings=``, the service passes its own);
 without them, the settings' defaults."""
@@ -8,21 +12,16 @@ import base64
 import hashlib
 import hmac
 import secrets
-from datetime import timedelta
-
-from sqlalchemy import case, delete, func, literal, null, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from datetime import datetime, timedelta
 
 from services.common import keys, tokens
-from services.common.errors import BadRequest, Forbidden, NotAuthorized, NotFound, TooManyRequests
-from services.common.store import UTCDateTime, utcnow
+from services.common.errors import BadRequest, Forbidden, NotAuthorized, TooManyRequests
+from services.common.events import utcnow
 from services.common.validation import (MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, Credentials, forbidden_character,
                                          validate)
 
 from . import passwords
-from .models import RefreshToken, Revocation, ThrottleCounter, User, new_id
+from .models import RefreshToken, Revocation, User, new_id
 from .settings import AuthSettings
 
 DEFAULTS = AuthSettings()
@@ -42,24 +41,30 @@ FAILURE_WINDOW = timedelta(minutes=15)
 #: an address or a test label; anything longer is not an address
 MAX_CLIENT_LENGTH = 64
 
+EMAIL_IN_USE = "Email in use"
 
-def _hash_token(token: str) -> str:
+
+def hash_token(token: str) -> str:
+    """What is stored of a refresh token."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_session(session, user: User, family_id: str | None = None, refresh: str | None = None,
-                  settings: AuthSettings = DEFAULTS) -> dict:
-    """Access token + a new refresh token (stored hashed) for ``user``."""
+def new_refresh_token(user: User, family_id: str, refresh: str, settings: AuthSettings = DEFAULTS) -> RefreshToken:
+    """The row of a new refresh token of ``user`` in ``family_id`` (stored hashed)."""
+    return RefreshToken(id=new_id(), user_id=user.id, family_id=family_id, token_hash=hash_token(refresh),
+                        expires_at=utcnow() + timedelta(seconds=settings.refresh_token_ttl))
+
+
+def new_session(user: User, family_id: str | None = None, refresh: str | None = None,
+                settings: AuthSettings = DEFAULTS) -> tuple[RefreshToken, dict]:
+    """A new session of ``user``: the refresh token's row to store, and what the caller gets."""
     refresh = refresh or secrets.token_urlsafe(32)
     family_id = family_id or new_id()
-    session.add(RefreshToken(
-        id=new_id(), user_id=user.id, family_id=family_id, token_hash=_hash_token(refresh),
-        expires_at=utcnow() + timedelta(seconds=settings.refresh_token_ttl),
-    ))
-    return _session_of(user, family_id, refresh, settings)
+    return new_refresh_token(user, family_id, refresh, settings), session_of(user, family_id, refresh, settings)
 
 
-def _session_of(user: User, family_id: str, refresh: str, settings: AuthSettings) -> dict:
+def session_of(user: User, family_id: str, refresh: str, settings: AuthSettings = DEFAULTS) -> dict:
+    """Access token + refresh token of ``user``'s session ``family_id``."""
     return {
         "user": user.to_dict(),
         "accessToken": tokens.issue_access_token(user.id, user.email, session_id=family_id,
@@ -81,43 +86,14 @@ def check_credentials(email, password) -> Credentials:
     return validate(Credentials, {"email": email, "password": password})
 
 
-def sign_up(session, email, password, settings: AuthSettings = DEFAULTS) -> dict:
-    creds = check_credentials(email, password)
-    if session.scalars(select(User).where(User.email == creds.email)).first():
-        raise BadRequest("Email in use", field="email")
-    user = User(id=new_id(), email=creds.email, password_hash=passwords.hash_password(creds.password))
-    session.add(user)
-    try:
-        session.flush()
-    except IntegrityError:  # a concurrent sign-up with the same email won
-        session.rollback()
-        raise BadRequest("Email in use", field="email") from None
-    return issue_session(session, user, settings=settings)
+def new_user(creds: Credentials) -> User:
+    """A new user with a memory-hard hash of the password."""
+    return User(id=new_id(), email=creds.email, password_hash=passwords.hash_password(creds.password))
 
 
-def _client(client) -> str | None:
+def client_key(client) -> str | None:
+    """A client address as counted (None: no address given)."""
     return str(client)[:MAX_CLIENT_LENGTH] if client else None
-
-
-def count(session, key: str, now=None) -> tuple[int, object]:
-    """Add one to ``key``'s counter in its window, atomically; returns (count, blocked_until).
-
-    One ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` (PostgreSQL and SQLite alike), so two
-    simultaneous first attempts both count instead of one failing on the primary key. A window
-    that has passed starts again at 1."""
-    now = now or utcnow()
-    table = ThrottleCounter.__table__
-    insert = {"postgresql": pg_insert, "sqlite": sqlite_insert}[session.bind.dialect.name]
-    at = literal(now, UTCDateTime())
-    stale = table.c.window_started_at <= literal(now - FAILURE_WINDOW, UTCDateTime())
-    statement = insert(table).values(key=key, window_started_at=now, count=1, blocked_until=None)
-    statement = statement.on_conflict_do_update(index_elements=[table.c.key], set_={
-        "count": case((stale, 1), else_=table.c.count + 1),
-        "window_started_at": case((stale, at), else_=table.c.window_started_at),
-        "blocked_until": case((stale, null()), else_=table.c.blocked_until),
-    }).returning(table.c.count, table.c.blocked_until)
-    counted, blocked_until = session.execute(statement).one()
-    return counted, blocked_until
 
 
 def email_delay(attempts: int, longest: timedelta = MAX_EMAIL_DELAY) -> timedelta:
@@ -135,130 +111,80 @@ def signin_email(email, password) -> str:
     return email.strip().lower()
 
 
-def count_signin_attempt(session, email: str, client: str | None, settings: AuthSettings = DEFAULTS) -> None:
-    """Record one sign-in attempt before the password is checked; 429 when over a limit.
-
-    The caller commits this in its own transaction first, so the attempt counts even if the
-    process dies while hashing, and however many attempts run in parallel."""
-    now = utcnow()
-    client = _client(client)
-    if client:
-        attempts, _ = count(session, f"client:{client}", now)
-        if attempts > settings.auth_max_failures_per_client:
-            raise TooManyRequests()
-    key = f"email:{email}"
-    attempts, blocked_until = count(session, key, now)
-    if blocked_until is not None and blocked_until > now:
-        wait = int((blocked_until - now).total_seconds()) + 1
-        raise TooManyRequests(f"Too many attempts, try again in {wait} second{'s' if wait != 1 else ''}")
-    delay = email_delay(attempts, timedelta(seconds=settings.auth_max_email_delay_seconds))
-    if delay:
-        session.execute(update(ThrottleCounter).where(ThrottleCounter.key == key)
-                        .values(blocked_until=now + delay))
-
-
-def count_signup(session, client: str | None, settings: AuthSettings = DEFAULTS) -> None:
-    """Record one sign-up from ``client`` (before hashing); 429 over the limit."""
-    client = _client(client)
-    if client and count(session, f"signup:{client}")[0] > settings.auth_max_signups_per_client:
+def check_client_attempts(attempts: int, limit: int) -> None:
+    """429 once a client address has made more than ``limit`` attempts in the window."""
+    if attempts > limit:
         raise TooManyRequests()
 
 
-def sign_in(session, email: str, password: str, client: str | None = None,
-            settings: AuthSettings = DEFAULTS) -> dict | None:
-    """Returns the new session, or None for bad credentials. The attempt was counted already
-    (:func:`count_signin_attempt`); a success forgets it."""
-    user = session.scalars(select(User).where(User.email == email)).first()
-    if not passwords.verify_password(user.password_hash if user else None, password.strip()):
-        return None
+def email_throttle(attempts: int, blocked_until: datetime | None, now: datetime,
+                   settings: AuthSettings = DEFAULTS) -> timedelta:
+    """The ``attempts``-th attempt on an email: 429 while it is blocked, else the delay the next
+    one must wait (0: none)."""
+    if blocked_until is not None and blocked_until > now:
+        wait = int((blocked_until - now).total_seconds()) + 1
+        raise TooManyRequests(f"Too many attempts, try again in {wait} second{'s' if wait != 1 else ''}")
+    return email_delay(attempts, timedelta(seconds=settings.auth_max_email_delay_seconds))
+
+
+def check_may_sign_in(user: User) -> None:
+    """The password was right: 403 if an operator revoked the account."""
     if user.revoked_at is not None:
         raise Forbidden("This account has been disabled")
-    session.execute(delete(ThrottleCounter).where(ThrottleCounter.key == f"email:{email}"))
-    if _client(client):
-        session.execute(update(ThrottleCounter).where(ThrottleCounter.key == f"client:{_client(client)}",
-                                                      ThrottleCounter.count > 0)
-                        .values(count=ThrottleCounter.count - 1))
-    return issue_session(session, user, settings=settings)
 
 
-def refresh(session, presented: str, settings: AuthSettings = DEFAULTS) -> dict | None:
-    """Rotate a refresh token. Presenting a rotated one again within REFRESH_GRACE_SECONDS (two
-    tabs refreshing together) gives the same successor; later, it is reuse: the whole family is
-    revoked (returns None; the caller commits that, then refuses)."""
+def check_presented(presented) -> str:
+    """A refresh token as presented: 401 unless it looks like one of ours."""
     if not isinstance(presented, str) or not presented or len(presented) > 200:
         raise NotAuthorized()
-    token = session.scalars(select(RefreshToken).where(RefreshToken.token_hash == _hash_token(presented))
-                            .with_for_update()).first()
-    now = utcnow()
+    return presented
+
+
+def check_live(token: RefreshToken | None, now: datetime) -> RefreshToken:
+    """401 unless the presented token is known, not revoked and not expired."""
     if token is None or token.revoked_at is not None or token.expires_at <= now:
         raise NotAuthorized()
-    user = session.get(User, token.user_id)
+    return token
+
+
+def check_may_refresh(user: User | None) -> User:
+    """401 if the token's user is gone or revoked."""
     if user is None or user.revoked_at is not None:
         raise NotAuthorized()
-    successor = successor_of(presented)
-    if token.rotated_at is not None:
-        if now - token.rotated_at <= timedelta(seconds=settings.refresh_grace_seconds):
-            current = session.scalars(select(RefreshToken).where(
-                RefreshToken.token_hash == _hash_token(successor))).first()
-            if current is not None and current.revoked_at is None:
-                return _session_of(user, token.family_id, successor, settings)
-        revoke_family(session, token.family_id)
-        return None
-    token.rotated_at = now
-    return issue_session(session, user, family_id=token.family_id, refresh=successor, settings=settings)
+    return user
 
 
-def revoke_family(session, family_id: str) -> None:
-    session.execute(update(RefreshToken).where(RefreshToken.family_id == family_id,
-                                               RefreshToken.revoked_at.is_(None)).values(revoked_at=utcnow()))
+def within_grace(token: RefreshToken, now: datetime, settings: AuthSettings = DEFAULTS) -> bool:
+    """A rotated token presented again this soon is a second tab, not reuse (REFRESH_GRACE_SECONDS)."""
+    return now - token.rotated_at <= timedelta(seconds=settings.refresh_grace_seconds)
 
 
-def sign_out(session, presented: str | None) -> None:
-    """Revoke the session of ``presented``: its refresh tokens now, its access tokens at the
-    gateways within seconds (a revocation they pull)."""
-    if not presented or not isinstance(presented, str):
-        return
-    token = session.scalars(select(RefreshToken).where(RefreshToken.token_hash == _hash_token(presented))).first()
-    if token is not None:
-        revoke_family(session, token.family_id)
-        session.add(Revocation(user_id=token.user_id, session_id=token.family_id, not_before=utcnow()))
+def normal_email(email) -> str:
+    """An email as stored (operators may type it in any case)."""
+    return str(email).strip().lower()
 
 
-def find_user(session, email: str) -> dict:
-    """Operators: a user by email, with whether (and since when) they are revoked."""
-    user = session.scalars(select(User).where(User.email == str(email).strip().lower())).first()
-    if user is None:
-        raise NotFound("User not found")
+def user_view(user: User) -> dict:
+    """Operators: a user with whether (and since when) they are revoked."""
     revoked_at = user.revoked_at.isoformat() if user.revoked_at else None
     return {**user.to_dict(), "revoked": revoked_at is not None, "revokedAt": revoked_at}
 
 
-def revoke_user(session, email: str) -> dict:
-    user = session.scalars(select(User).where(User.email == str(email).strip().lower())).first()
-    if user is None:
-        raise NotFound("User not found")
-    user.revoked_at = utcnow()
-    result = session.execute(update(RefreshToken).where(RefreshToken.user_id == user.id,
-                                                        RefreshToken.revoked_at.is_(None))
-                             .values(revoked_at=utcnow()))
-    session.add(Revocation(user_id=user.id, session_id=None, not_before=user.revoked_at))
-    return {"user": user.to_dict(), "revokedTokens": result.rowcount}
+def signed_out(token: RefreshToken, now: datetime) -> Revocation:
+    """The revocation of one signed-out session (its access tokens)."""
+    return Revocation(user_id=token.user_id, session_id=token.family_id, not_before=now)
 
 
-def restore_user(session, email: str) -> dict:
-    user = session.scalars(select(User).where(User.email == str(email).strip().lower())).first()
-    if user is None:
-        raise NotFound("User not found")
-    user.revoked_at = None
-    return user.to_dict()
+def revoked(user: User) -> Revocation:
+    """The revocation of every access token of ``user`` issued until now."""
+    return Revocation(user_id=user.id, session_id=None, not_before=user.revoked_at)
 
 
-def revocations_since(session, after: int = 0, limit: int = 1000, settings: AuthSettings = DEFAULTS) -> dict:
-    """Revocations newer than id ``after`` that can still matter (an access token lives
-    ACCESS_TOKEN_TTL + leeway): what a gateway pulls to refuse revoked access tokens."""
-    horizon = utcnow() - timedelta(seconds=settings.access_token_ttl + settings.jwt_leeway_seconds)
-    after = after if isinstance(after, int) and not isinstance(after, bool) else 0
-    rows = session.scalars(select(Revocation).where(Revocation.id > after, Revocation.created_at >= horizon)
-                           .order_by(Revocation.id).limit(limit)).all()
-    last = rows[-1].id if rows else max(after, session.scalar(select(func.max(Revocation.id))) or 0)
-    return {"revocations": [row.to_dict() for row in rows], "last": last}
+def revocation_horizon(now: datetime, settings: AuthSettings = DEFAULTS) -> datetime:
+    """Revocations older than this cannot matter: an access token lives ACCESS_TOKEN_TTL + leeway."""
+    return now - timedelta(seconds=settings.access_token_ttl + settings.jwt_leeway_seconds)
+
+
+def revocation_cursor(after) -> int:
+    """The id a gateway says it has seen (anything but an int: from the start)."""
+    return after if isinstance(after, int) and not isinstance(after, bool) else 0

@@ -49,7 +49,7 @@ class ThrottleCounter(Base):
     counted before the password is checked), ``signup:…`` (sign-ups per client address).
 
     Updated only by one atomic ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` (see
-    ``domain.count``), so concurrent attempts never race."""
+    ``repository.count``), so concurrent attempts never race."""
 
     __tablename__ = "throttle_counters"
 

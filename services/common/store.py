@@ -129,11 +129,8 @@ class Transaction:
         One ``INSERT … ON CONFLICT DO NOTHING``: a concurrent delivery of the same event
         waits on the row and then finds it taken."""
         table = self._store.processed_model.__table__
-        insert = {"postgresql": pg_insert, "sqlite": sqlite_insert}[self.session.bind.dialect.name]
-        result = self.session.execute(
-            insert(table).values(event_id=event.eventId, consumer=consumer, processed_at=utcnow())
-            .on_conflict_do_nothing().returning(table.c.event_id)
-        )
+        result = Store.upsert(self.session, table, {"event_id": event.eventId, "consumer": consumer,
+                                                    "processed_at": utcnow()}, returning=[table.c.event_id])
         return result.first() is not None
 
 
@@ -152,6 +149,23 @@ class Store(Database):
         and no other writer gets in before this transaction ends."""
         table = query.columns_clause_froms[0]  # the table of what it selects (not its joins)
         return query.with_for_update(of=table).execution_options(**{SQLITE_WRITE_LOCK: table.name})
+
+    @staticmethod
+    def upsert(session, table, values: dict, *, index_elements=None, set_=None, returning=()):
+        """``INSERT … ON CONFLICT DO NOTHING`` (or, given ``set_``, ``ON CONFLICT (index_elements) DO
+        UPDATE SET …``) ``RETURNING returning``, in ``session``, whatever the database: one statement, so
+        two concurrent inserts of one key never fail on it (the second waits for the first, then does
+        nothing or updates). PostgreSQL and SQLite each need their own dialect's ``insert``; this is the
+        one place that chooses it. Returns the result (``.first()`` is None when nothing was inserted)."""
+        insert = {"postgresql": pg_insert, "sqlite": sqlite_insert}[session.bind.dialect.name]
+        statement = insert(table).values(**values)
+        if set_ is None:
+            statement = statement.on_conflict_do_nothing(index_elements=index_elements)
+        else:
+            statement = statement.on_conflict_do_update(index_elements=index_elements, set_=set_)
+        if returning:
+            statement = statement.returning(*returning)
+        return session.execute(statement)
 
     def __init__(self, declarative_base, outbox_model=None, processed_model=None, **options):
         # rows stay readable after commit: the outbox rows are published from memory

@@ -10,7 +10,7 @@ from services.common.store import Store
 from services.common.rpc import rpc
 from services.common.settings import Settings, settings_of
 
-from . import domain
+from . import service_layer as confirmation
 from .mailers import MailService
 from .models import Base
 from .settings import ConfirmationSettings
@@ -27,29 +27,33 @@ class MailRetries(EventHandler):
 
 
 class ConfirmationService(HealthMixin, ParkedMessagesMixin):
+    """Entrypoints only: each parses its arguments, calls one function of the service layer
+    (:mod:`services.confirmation.service_layer`, which owns the transactions and the sends) and
+    returns what it gives."""
+
     name = "confirmation"
 
     # The order id, not the event id, is what must be handled once (one email per order), and the
-    # send must happen between two commits (see domain), so this handler is not ``@handles``.
+    # send must happen between two commits (see service_layer), so this handler is not ``@handles``.
     store = Store(Base)
     mail = MailService()
     settings = Settings(ConfirmationSettings)
 
     @MailRetries.decorator(events.SOURCE[events.ORDER_COMPLETED], events.ORDER_COMPLETED, consumer="on_order_completed")
     def on_order_completed(self, payload):
-        domain.confirm_order(self.store, self.mail, events.parse(events.ORDER_COMPLETED, payload))
+        confirmation.confirm_order(self.store, self.mail, events.parse(events.ORDER_COMPLETED, payload))
 
     @rpc(expected_exceptions=(TicketingError,))
     def resend(self, order_id):
         """Operators: send the confirmation of ``order_id`` again; returns its log entry."""
-        return domain.resend(self.store, self.mail, order_id)
+        return confirmation.resend(self.store, self.mail, order_id)
 
     @rpc(expected_exceptions=(TicketingError,))
     def get_email(self, order_id):
         """Operators: the log entry of an order's confirmation (state, attempts, sends, last error)."""
-        return domain.describe(self.store, order_id)
+        return confirmation.describe(self.store, order_id)
 
     @rpc(expected_exceptions=(TicketingError,))
     def unsent(self, limit=100):
         """Operators: confirmations not sent yet (being retried, or parked), oldest first."""
-        return domain.unsent(self.store, limit)
+        return confirmation.unsent(self.store, limit)

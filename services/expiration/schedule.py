@@ -5,36 +5,30 @@ holding queue of :func:`services.common.delays.next_hop` of the time left;
 when that queue's TTL runs out RabbitMQ dead-letters it into ``expiration.due``.
 If it is still early there (a long delay takes a few hops), it is sent on
 again; once due, the service publishes ``expiration:complete``.
-Nothing is kept in the process, so a restart loses nothing.
+Nothing is kept in the process, so a restart loses nothing. This is the expiration
+service's adapter to the broker; when an expiry is due is :mod:`services.expiration.domain`'s.
 """
 from __future__ import annotations
 
 import logging
-import time
-from datetime import datetime
 
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
 
 from services.common import events, logs
 from services.common.confirms import ConfirmedPublisher, Outgoing
-from services.common.delays import DelayedDelivery, durable_queue, next_hop
+from services.common.delays import DelayedDelivery, durable_queue
 from services.common.settings import settings_of
+
+from . import domain
 
 log = logging.getLogger(__name__)
 
 DUE_QUEUE = "expiration.due"
-#: a message at most this early counts as due (the ladder's finest step is 100 ms; never expire early by more)
-EARLY_TOLERANCE_MS = 5
 
 
 def due_queue():
     return durable_queue(DUE_QUEUE)
-
-
-def remaining_ms(expires_at: str, now: float | None = None) -> float:
-    deadline = datetime.fromisoformat(expires_at.replace("Z", "+00:00")).timestamp()
-    return (deadline - (time.time() if now is None else now)) * 1000
 
 
 class ExpirySchedule(DependencyProvider):
@@ -67,10 +61,9 @@ class ExpirySchedule(DependencyProvider):
 
     def next_hop(self, order_id: str, expires_at: str) -> int | None:
         """The holding queue's delay for the next hop of this expiry; None once it is due."""
-        left = remaining_ms(expires_at)
-        if left <= EARLY_TOLERANCE_MS:
+        hop = domain.hop(expires_at)
+        if hop is None:
             return None
-        hop = next_hop(left)
         log.info("order %s expires at %s: waiting %d ms in delay.%dms", order_id, expires_at, hop, hop)
         return hop
 

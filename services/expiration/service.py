@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import logging
 
-from services.common import broker, events, metrics
+from services.common import events
 from services.common.batches import batch_consume, batch_event_handler, parse_all
 from services.common.health import HealthMixin
 from services.common.parked import ParkedMessagesMixin
 from services.common.rpc import rpc
 from services.common.settings import Settings
 
+from . import service_layer as expirations
 from .schedule import ExpirySchedule, due_queue
 from .settings import ExpirationSettings
 
@@ -17,6 +18,9 @@ log = logging.getLogger(__name__)
 
 
 class ExpirationService(HealthMixin, ParkedMessagesMixin):
+    """Entrypoints only: each parses its messages, calls one function of the service layer
+    (:mod:`services.expiration.service_layer`) and returns."""
+
     name = "expiration"
 
     settings = Settings(ExpirationSettings)
@@ -43,36 +47,14 @@ class ExpirationService(HealthMixin, ParkedMessagesMixin):
         self._schedule(expiries)
 
     def _schedule(self, expiries) -> None:
-        """Publish each expiry's next hop, or its expiration:complete once due; all confirmed by the
-        broker before the batch is acknowledged."""
-        messages, due = [], []
-        for delivery, order_id, expires_at in expiries:
-            with delivery.scope():
-                try:
-                    message, is_due = self.schedule.plan(order_id, expires_at)
-                except ValueError:
-                    log.error("dropping an expiry with a bad expiresAt %r (order %s)", expires_at, order_id)
-                    continue
-            messages.append(message)
-            if is_due:
-                due.append((delivery, order_id))
-        self.schedule.publish(messages)
-        for delivery, order_id in due:
-            metrics.EVENTS_PUBLISHED.labels(self.name, events.EXPIRATION_COMPLETE).inc()
-            with delivery.scope():
-                log.info("order %s is due: published expiration:complete", order_id)
+        expirations.schedule(self.schedule, self.name, expiries)
 
     @rpc
     def pending(self):
         """Operators: messages waiting in the broker for their time: ``holding`` (pending expiries, and
         failed event deliveries waiting for their next try, in the delay.* queues) and ``due``
         (expiries due now, not yet handled: should stay near 0)."""
-        return broker.summary(self.settings.amqp_uri, self.settings.rabbitmq_management_url)["expirations"]
+        return expirations.pending(self.settings)
 
     def refresh_metrics(self):
-        depths = broker.summary(self.settings.amqp_uri, self.settings.rabbitmq_management_url)
-        for kind, value in depths["expirations"].items():
-            if value is not None:
-                metrics.PENDING_EXPIRATIONS.labels(kind).set(value)
-        for queue, value in (depths.get("parked") or {}).items():
-            metrics.QUEUE_MESSAGES.labels(queue).set(value)
+        expirations.refresh_metrics(self.settings)

@@ -106,13 +106,8 @@ class OrdersService(HealthMixin, ParkedMessagesMixin):
         they change nothing the replica keeps (title, price, seller), so they take one read and no
         transaction. A seller's new price or title is applied."""
         tickets = parse_all(events.TICKET_UPDATED, batch)
-        news = orders.ticket_news(self.store, tickets)
-        if news:
-            with self.store.transaction() as tx:
-                for delivery, event in zip(batch, tickets):
-                    if any(event is new for new in news):
-                        with delivery.scope(events.TICKET_UPDATED):
-                            orders.apply_ticket(tx, event)
+        orders.on_ticket_updates(self.store, [(event, partial(delivery.scope, events.TICKET_UPDATED))
+                                              for delivery, event in zip(batch, tickets)])
 
     @batch_event_handler(events.SOURCE[events.EXPIRATION_COMPLETE], events.EXPIRATION_COMPLETE,
                          consumer="on_expiration_complete")

@@ -236,6 +236,19 @@ def ticket_news(store, tickets: list[events.TicketChanged]) -> list[events.Ticke
     return [event for event in tickets if domain.is_news(kept.get(event.id), event)]
 
 
+def on_ticket_updates(store, updates: list) -> None:
+    """A batch of ticket:updated, ``[(event, its message's log scope)]``: the news among them
+    (:func:`ticket_news`) applied in one transaction, each in the log scope of its message; the
+    echoes take one read and no transaction."""
+    news = ticket_news(store, [event for event, _ in updates])
+    if news:
+        with store.transaction() as tx:
+            for event, scope in updates:
+                if any(event is new for new in news):
+                    with scope():
+                        apply_ticket(tx, event)
+
+
 def apply_ticket(tx, event: events.TicketChanged):
     """ticket:created/updated, applied to the replica if newer (:func:`domain.replica_update`);
     stale ones are dropped (None)."""

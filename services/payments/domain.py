@@ -3,8 +3,8 @@
 This module holds the rules alone: no database session, no call to another
 service, nothing that depends on the database in use. The steps that apply
 them (transactions, the calls to orders and to the processor) are in
-:mod:`services.payments.flows`; the charge attempts' rows are written only by
-:mod:`services.payments.attempts`, and only through :class:`Transition`.
+:mod:`services.payments.service_layer`; the charge attempts' rows are written only by
+:mod:`services.payments.repository`, and only through :class:`Transition`.
 
 The orders service is the authority on an order's status. Before any money
 moves it holds the order (``created`` -> ``awaiting:payment``); the hold makes

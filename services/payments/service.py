@@ -1,7 +1,7 @@
 """The payments service's entrypoints: the charge RPC for the gateway, reconciliation of unconfirmed charges,
 the hold sweep (dead payers, holds to release, refunds of cancelled orders), look-ups and refunds for
-operators. Each one parses what it is given, calls one step of :mod:`services.payments.flows` and returns
-its answer; the rules are in :mod:`services.payments.domain`."""
+operators. Each one parses what it is given, calls one step of the service layer
+(:mod:`services.payments.service_layer`) and returns its answer; the rules are in :mod:`services.payments.domain`."""
 from __future__ import annotations
 
 import logging
@@ -16,7 +16,7 @@ from services.common.rpc import ServiceRpc, rpc
 from services.common.settings import Settings, configured_timer
 from services.common.store import Store
 
-from . import domain, flows
+from . import domain, service_layer as payments
 from .models import Base, OutboxMessage
 from .processors import PaymentProcessor
 from .settings import PaymentsSettings
@@ -52,7 +52,7 @@ class PaymentsService(HealthMixin, ParkedMessagesMixin):
         """Pay ``order_id`` (owned by ``user_id``) with card ``token``; returns ``{"id": payment id}``.
         The same ``request_id`` again gets the first outcome (the same payment, the same decline)."""
         try:
-            result = flows.pay_for_order(self.store, self.orders, self.processor, user_id, order_id, token,
+            result = payments.pay_for_order(self.store, self.orders, self.processor, user_id, order_id, token,
                                          request_id)
         except BaseException as exc:
             metrics.PAYMENTS.labels(payment_outcome(exc)).inc()
@@ -64,7 +64,7 @@ class PaymentsService(HealthMixin, ParkedMessagesMixin):
     @configured_timer("payments_reconcile_interval")
     def reconcile_pending(self):
         """Replay charge attempts whose outcome is unknown (PAYMENTS_RECONCILE_MIN_AGE, ..._GIVE_UP_AGE seconds)."""
-        counts = flows.reconcile(
+        counts = payments.reconcile(
             self.store, self.orders, self.processor,
             min_age=self.settings.payments_reconcile_min_age,
             give_up_age=self.settings.payments_reconcile_give_up_age,
@@ -77,7 +77,7 @@ class PaymentsService(HealthMixin, ParkedMessagesMixin):
     def settle_holds(self):
         """Drop attempts whose payer died before charging (PAYMENTS_HOLD_GRACE seconds), release the
         holds of attempts that moved no money, refund payments of cancelled orders."""
-        counts = flows.settle_holds(self.store, self.orders, self.processor,
+        counts = payments.settle_holds(self.store, self.orders, self.processor,
                                     grace=self.settings.payments_hold_grace)
         if any(counts.values()):
             log.info("hold sweep: %s", counts)
@@ -86,25 +86,25 @@ class PaymentsService(HealthMixin, ParkedMessagesMixin):
     # Idempotent by itself (the cancellation is recorded once), so no event-id record.
     @handles_batch(events.ORDER_CANCELLED, consumer="on_order_cancelled")
     def on_order_cancelled(self, tx, event):
-        flows.note_cancelled(tx, event.id)
+        payments.note_cancelled(tx, event.id)
 
     @rpc(expected_exceptions=EXPECTED)
     def refund(self, order_id):
         """Operators: give back the payment of ``order_id`` (once); returns the refund record."""
-        return flows.refund_payment(self.store, self.processor, order_id, reason="an operator asked for it")
+        return payments.refund_payment(self.store, self.processor, order_id, reason="an operator asked for it")
 
     @rpc(expected_exceptions=EXPECTED)
     def get_payment(self, order_id):
         """Operators: the payment of an order (charge id, amount in cents, processor)."""
-        return flows.payment_of(self.store, order_id)
+        return payments.payment_of(self.store, order_id)
 
     @rpc
     def has_unsettled_charge(self, order_id):
         """For orders' sweep of stale holds: may money have moved for this order (an attempt holding,
         pending, abandoned, or paid and not yet applied by orders)? Then the hold must stay."""
-        return flows.has_unsettled_charge(self.store, order_id)
+        return payments.has_unsettled_charge(self.store, order_id)
 
     @rpc(expected_exceptions=EXPECTED)
     def unsettled_attempts(self):
         """Operators: charge attempts whose outcome is not known (pending, or abandoned by reconciliation)."""
-        return flows.unsettled_attempts(self.store)
+        return payments.unsettled_attempts(self.store)

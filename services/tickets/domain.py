@@ -1,21 +1,21 @@
-"""Ticket rules: who may edit, what a reserved ticket allows, how versions move, paging."""
+"""Ticket rules, without a database: who may edit, what a reserved or sold ticket allows, which
+order events change a ticket, how versions move, what a page cursor is.
+
+The service layer (:mod:`services.tickets.service_layer`) loads and saves through
+:mod:`services.tickets.repository` and asks these rules what to do.
+"""
 from __future__ import annotations
 
 import base64
 import json
 import logging
-from contextlib import nullcontext
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, or_, select
-
-from services.common import events
-from services.common.errors import Conflict, Forbidden, NotFound
+from services.common.errors import BadRequest, Conflict, Forbidden
 from services.common.handlers import NotYetApplicable
-from services.common.store import Store
 from services.common.validation import TicketInput, is_valid_id, validate
 
-from .models import CancelledOrder, Ticket
+from .models import Ticket
 
 log = logging.getLogger(__name__)
 
@@ -25,151 +25,91 @@ MAX_CURSOR_LENGTH = 200
 MAX_PAGE = 100
 
 
-def find(session, ticket_id: str, *, for_update: bool = False) -> Ticket:
-    if not is_valid_id(ticket_id):
-        raise NotFound("Ticket not found")
-    query = select(Ticket).where(Ticket.id == ticket_id)
-    if for_update:
-        query = Store.lock_rows(query)
-    ticket = session.scalars(query).first()
-    if ticket is None:
-        raise NotFound("Ticket not found")
-    return ticket
-
-
-def list_ticket(tx, user_id: str, title, price, request_id: str | None = None) -> Ticket:
-    """Put a ticket on sale. ``request_id`` makes it idempotent: RabbitMQ redelivers an RPC whose
-    worker died, and the second delivery must return the first ticket, not list another."""
+def new_ticket(user_id: str, title, price, request_id: str | None, now: datetime) -> Ticket:
+    """A ticket on sale (400 for a bad title or price)."""
     data = validate(TicketInput, {"title": title, "price": price})
-    if request_id:
-        existing = tx.session.scalars(select(Ticket).where(Ticket.request_id == request_id)).first()
-        if existing is not None:
-            if existing.user_id == user_id:
-                return existing
-            # The gateway scopes keys per user; a caller that does not must not collide into a 500.
-            raise Conflict("This request id was already used", field="requestId")
-    ticket = Ticket(title=data.title, price=data.price, user_id=user_id, version=0, created_at=events.utcnow(),
-                    request_id=request_id)
-    tx.session.add(ticket)
-    tx.session.flush()
-    tx.emit(events.TICKET_CREATED, **ticket.to_event())
-    return ticket
+    return Ticket(title=data.title, price=data.price, user_id=user_id, version=0, created_at=now,
+                  request_id=request_id)
 
 
-def edit_ticket(tx, ticket_id: str, user_id: str, title, price) -> Ticket:
-    ticket = find(tx.session, ticket_id, for_update=True)
+def repeated(existing: Ticket, user_id: str) -> Ticket:
+    """The ticket a request id already listed: the same user's redelivered request gets it back;
+    another user's is a 409 (the gateway scopes keys per user; a caller that does not must not
+    collide into a 500)."""
+    if existing.user_id != user_id:
+        raise Conflict("This request id was already used", field="requestId")
+    return existing
+
+
+def edit(ticket: Ticket, user_id: str, title, price) -> None:
+    """The seller's new title and price: 403 for someone else, 409 while reserved, 400 if invalid."""
     if ticket.user_id != user_id:
         raise Forbidden("You do not own this ticket")
     if ticket.order_id is not None:
         raise Conflict("Cannot edit a reserved ticket")
     data = validate(TicketInput, {"title": title, "price": price})
     ticket.title, ticket.price = data.title, data.price
-    _changed(tx, ticket)
-    return ticket
 
 
-def reserve(tx, ticket_id: str, order_id: str) -> None:
-    """order:created — the ticket is held by that order (and off sale).
+def reserve(ticket: Ticket, order_id: str, cancelled: bool) -> bool:
+    """order:created — the ticket is held by that order (and off sale). True if it changed.
 
-    Order events may arrive in any order. An order already cancelled (its order:cancelled came
-    first) reserves nothing. A ticket still held by another order waits (retried later): orders
-    allows one active order per ticket, so that other order's order:cancelled is on its way."""
-    ticket = find(tx.session, ticket_id, for_update=True)
+    Order events may arrive in any order. An order already cancelled (``cancelled``: its
+    order:cancelled came first) reserves nothing. A ticket still held by another order waits
+    (retried later): orders allows one active order per ticket, so that other order's
+    order:cancelled is on its way."""
     if ticket.order_id == order_id:
-        return
-    if tx.session.get(CancelledOrder, order_id) is not None:
-        log.info("order:created of %s after its order:cancelled: ticket %s stays as it is", order_id, ticket_id)
-        return
+        return False
+    if cancelled:
+        log.info("order:created of %s after its order:cancelled: ticket %s stays as it is", order_id, ticket.id)
+        return False
     if ticket.sold_at is not None:
         log.warning("order:created of %s for ticket %s, already sold to order %s: ignored",
-                    order_id, ticket_id, ticket.order_id)
-        return
+                    order_id, ticket.id, ticket.order_id)
+        return False
     if ticket.order_id is not None:
-        raise NotYetApplicable(f"ticket {ticket_id} is held by order {ticket.order_id}; waiting for its "
+        raise NotYetApplicable(f"ticket {ticket.id} is held by order {ticket.order_id}; waiting for its "
                                f"order:cancelled before reserving it for {order_id}")
     ticket.order_id = order_id
-    _changed(tx, ticket)
+    return True
 
 
-def release(tx, ticket_id: str, order_id: str) -> None:
-    """order:cancelled — back on sale if that order holds it (not another one, and not sold)."""
-    release_all(tx, [(ticket_id, order_id)])
+def release(ticket: Ticket, cancelled: dict[str, str]) -> str | None:
+    """order:cancelled — back on sale if one of the ``cancelled`` orders (``{order id: ticket id}``)
+    holds it (not another one, and not sold). The order that let go of it, or None."""
+    order_id = ticket.order_id
+    if order_id is None or cancelled.get(order_id) != ticket.id or ticket.sold_at is not None:
+        return None
+    ticket.order_id = None
+    return order_id
 
 
-def release_all(tx, cancelled: list[tuple[str, str]], announcing=None) -> None:
-    """:func:`release` for many (ticket id, order id) pairs: a few statements for all of them.
-
-    Every cancellation is recorded (so that a late order:created reserves nothing); the tickets
-    are locked in id order (two batches never wait on each other in a circle). ``announcing(order_id)``:
-    a context manager around the emit of the ticket:updated that order's cancellation causes."""
-    pairs = dict((order_id, ticket_id) for ticket_id, order_id in cancelled)
-    known = set(tx.session.scalars(select(CancelledOrder.order_id).where(CancelledOrder.order_id.in_(pairs))))
-    now = events.utcnow()
-    tx.session.add_all([CancelledOrder(order_id=order_id, ticket_id=ticket_id, cancelled_at=now)
-                        for order_id, ticket_id in pairs.items() if order_id not in known])
-    ids = sorted({ticket_id for ticket_id in pairs.values() if is_valid_id(ticket_id)})
-    tickets = tx.session.scalars(select(Ticket).where(Ticket.id.in_(ids)).order_by(Ticket.id)
-                                 .with_for_update()).all()
-    if len(tickets) < len(set(pairs.values())):
-        raise NotFound("Ticket not found")
-    for ticket in tickets:
-        order_id = ticket.order_id
-        if order_id is None or pairs.get(order_id) != ticket.id or ticket.sold_at is not None:
-            continue
-        ticket.order_id = None
-        with announcing(order_id) if announcing else nullcontext():
-            _changed(tx, ticket)
-
-
-def mark_sold(tx, ticket_id: str, order_id: str) -> None:
-    """order:completed — off sale for good."""
-    ticket = find(tx.session, ticket_id, for_update=True)
+def sell(ticket: Ticket, order_id: str, now: datetime) -> bool:
+    """order:completed — off sale for good. True if the holder changed (then it is announced)."""
     if ticket.sold_at is not None:
-        return
-    ticket.sold_at = events.utcnow()
-    if ticket.order_id != order_id:
-        ticket.order_id = order_id
-        _changed(tx, ticket)
+        return False
+    ticket.sold_at = now
+    if ticket.order_id == order_id:
+        return False
+    ticket.order_id = order_id
+    return True
 
 
-def _changed(tx, ticket: Ticket) -> None:
+def bump(ticket: Ticket) -> None:
+    """Every change a buyer or seller can see raises the version (announced in ticket:updated)."""
     ticket.version += 1
-    tx.session.flush()
-    tx.emit(events.TICKET_UPDATED, **ticket.to_event())
 
 
 # -- reads ---------------------------------------------------------------------
-# Reads are prebuilt Core statements returning plain rows (no ORM objects, SQLAlchemy
-# compiles each statement once): the read RPCs run them on an autocommit connection,
-# one round trip per read instead of BEGIN, SELECT, ROLLBACK.
-_tickets = Ticket.__table__
-_VIEW = (_tickets.c.id, _tickets.c.title, _tickets.c.price_cents, _tickets.c.user_id, _tickets.c.version,
-         _tickets.c.order_id, _tickets.c.created_at)
-_BY_ID = select(*_VIEW).where(_tickets.c.id == bindparam("ticket_id"))
-_NEWEST_FIRST = (_tickets.c.created_at.desc(), _tickets.c.id.desc())
-_FIRST_PAGE = (select(*_VIEW).where(_tickets.c.order_id.is_(None))
-               .order_by(*_NEWEST_FIRST).limit(bindparam("limit")))
-_NEXT_PAGE = (select(*_VIEW)
-              .where(_tickets.c.order_id.is_(None),
-                     or_(_tickets.c.created_at < bindparam("created"),
-                         and_(_tickets.c.created_at == bindparam("created"), _tickets.c.id < bindparam("after"))))
-              .order_by(*_NEWEST_FIRST).limit(bindparam("limit")))
-
 
 def view(row) -> dict:
-    """A ticket as the RPCs return it (the shape of ``Ticket.to_dict``), from a row of the reads above."""
+    """A ticket as the RPCs return it (the shape of ``Ticket.to_dict``), from a row of the repository's reads."""
     return {"id": row.id, "title": row.title, "price": f"{row.price_cents:.2f}", "userId": row.user_id,
             "version": row.version, "orderId": row.order_id}
 
 
-def ticket_view(db, ticket_id: str) -> dict:
-    """One ticket by id, any status; ``db`` is a Connection or a Session."""
-    if not is_valid_id(ticket_id):
-        raise NotFound("Ticket not found")
-    row = db.execute(_BY_ID, {"ticket_id": ticket_id}).first()
-    if row is None:
-        raise NotFound("Ticket not found")
-    return view(row)
+def page_size(limit: int | None) -> int:
+    return max(1, min(limit or DEFAULT_PAGE, MAX_PAGE))
 
 
 def encode_cursor(row) -> str:
@@ -178,8 +118,6 @@ def encode_cursor(row) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    from services.common.errors import BadRequest
-
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         if len(cursor) > MAX_CURSOR_LENGTH:
@@ -190,15 +128,3 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         return datetime.fromisoformat(created), ticket_id
     except (ValueError, TypeError, RecursionError):
         raise BadRequest("Invalid cursor", field="cursor") from None
-
-
-def page_on_sale(db, limit: int | None = None, cursor: str | None = None) -> tuple[list[dict], str | None]:
-    """Tickets on sale, newest first (as ``view`` dicts); returns the page and the cursor of the next one."""
-    limit = max(1, min(limit or DEFAULT_PAGE, MAX_PAGE))
-    if cursor:
-        created, ticket_id = decode_cursor(cursor)
-        rows = db.execute(_NEXT_PAGE, {"created": created, "after": ticket_id, "limit": limit + 1}).all()
-    else:
-        rows = db.execute(_FIRST_PAGE, {"limit": limit + 1}).all()
-    page = rows[:limit]
-    return [view(row) for row in page], (encode_cursor(page[-1]) if len(rows) > limit else None)

@@ -253,14 +253,14 @@ def test_a_decline_found_by_reconciliation_releases_the_order_and_another_card_p
 
 def pending_attempt(postgres_url, order):
     """A payments store on ``postgres_url`` with one attempt for ``order``, sent to no processor yet."""
-    from services.payments import flows
+    from services.payments import service_layer
     from tests.support.unit_store import unit_store
 
     store = unit_store("payments", postgres_url)
     with store.transaction() as tx:
-        attempt = flows.open_attempt(tx, order["id"], "tok_visa")
+        attempt = service_layer.open_attempt(tx, order["id"], "tok_visa")
     with store.transaction() as tx:
-        assert flows._start(tx, attempt.id, order)
+        assert service_layer._start(tx, attempt.id, order)
     return store, attempt
 
 
@@ -268,7 +268,7 @@ def test_an_attempt_locked_by_one_replica_is_skipped_by_another(postgres_url):
     """PostgreSQL: a replica sends an attempt only while it holds the row lock (FOR UPDATE SKIP LOCKED)."""
     from sqlalchemy import select
 
-    from services.payments import flows
+    from services.payments import service_layer
     from services.payments.models import ChargeAttempt
     from services.payments.processors import SandboxProcessor
 
@@ -296,12 +296,12 @@ def test_an_attempt_locked_by_one_replica_is_skipped_by_another(postgres_url):
     transaction = other_replica.begin()
     other_replica.execute(select(ChargeAttempt.id).where(ChargeAttempt.id == attempt.id).with_for_update())
     try:
-        counts = flows.reconcile(store, Orders(), processor, min_age=0)
+        counts = service_layer.reconcile(store, Orders(), processor, min_age=0)
         assert counts["busy"] == 1 and CountingSandbox.sent == 0  # not sent twice at once
     finally:
         transaction.rollback()
         other_replica.close()
-    assert flows.reconcile(store, Orders(), processor, min_age=0)["paid"] == 1
+    assert service_layer.reconcile(store, Orders(), processor, min_age=0)["paid"] == 1
     assert CountingSandbox.sent == 1
     with store.read() as session:
         assert session.get(ChargeAttempt, attempt.id).state == "succeeded"
@@ -313,7 +313,7 @@ def test_the_payers_first_send_waits_for_a_look_by_a_concurrent_payment(postgres
     reads it FOR UPDATE); the payer's own first send waits for that instead of answering "unconfirmed"."""
     from sqlalchemy import select
 
-    from services.payments import domain, flows
+    from services.payments import domain, service_layer
     from services.payments.models import ChargeAttempt
     from services.payments.processors import SandboxProcessor
 
@@ -323,7 +323,7 @@ def test_the_payers_first_send_waits_for_a_look_by_a_concurrent_payment(postgres
     concurrent_payment = store.engine.connect()
     transaction = concurrent_payment.begin()
     concurrent_payment.execute(select(ChargeAttempt.id).where(ChargeAttempt.id == attempt.id).with_for_update())
-    sending = eventlet.spawn(flows.send, store, SandboxProcessor(), attempt.id, first_send=True)
+    sending = eventlet.spawn(service_layer.send, store, SandboxProcessor(), attempt.id, first_send=True)
     eventlet.sleep(0.3)
     transaction.rollback()
     concurrent_payment.close()

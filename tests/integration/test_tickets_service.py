@@ -117,16 +117,15 @@ def test_reads_run_outside_a_transaction(postgres_url):
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
 
-    from services.tickets import domain, models
-    from services.tickets.service import _reader
+    from services.tickets import models, service_layer
 
     engine = create_engine(postgres_url)
     models.Base.metadata.create_all(engine)
     with Session(engine) as session, session.begin():
         session.add(models.Ticket(id="d" * 32, title="Show", price=Decimal("5"), user_id=ALICE, version=0))
-    with _reader(engine).connect() as conn:
-        assert domain.ticket_view(conn, "d" * 32)["price"] == "5.00"
-        assert domain.page_on_sale(conn)[0][0]["id"] == "d" * 32
+    with service_layer.reader(engine).connect() as conn:
+        assert service_layer.ticket_view(conn, "d" * 32)["price"] == "5.00"
+        assert service_layer.page_on_sale(conn)[0][0]["id"] == "d" * 32
         status = conn.connection.dbapi_connection.info.transaction_status
         assert status == psycopg.pq.TransactionStatus.IDLE, status
     engine.dispose()

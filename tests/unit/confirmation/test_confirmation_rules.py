@@ -8,7 +8,7 @@ from nameko.testing.services import worker_factory
 
 from services.common import events
 from services.common.errors import Conflict, NotFound
-from services.confirmation import domain
+from services.confirmation import domain, service_layer
 from services.confirmation.mailers import MailNotSent, MailSettings, OutboxDirMailer, mailer_for
 from services.confirmation.settings import ConfirmationSettings
 from services.confirmation.service import ConfirmationService
@@ -86,10 +86,10 @@ def test_a_failed_send_raises_for_a_retry_and_the_retry_sends_it(service, mailer
 
 def test_an_email_leased_by_another_worker_is_retried_later_not_sent_twice(service, store, mailer):
     with store.transaction() as tx:
-        domain.record(tx, domain.compose(events.parse(events.ORDER_COMPLETED, completed()),
-                                         MailSettings(mailer, "x@example.com", "http://x")))
+        service_layer.record(tx, domain.compose(events.parse(events.ORDER_COMPLETED, completed()),
+                                                MailSettings(mailer, "x@example.com", "http://x")))
     with store.transaction() as tx:
-        assert domain.take_lease(tx, ORDER, unsent_only=True)  # another worker is sending it now
+        assert service_layer.take_lease(tx, ORDER, unsent_only=True)  # another worker is sending it now
     with pytest.raises(domain.SendInProgress):
         service.on_order_completed(completed())
     with pytest.raises(Conflict):
@@ -125,3 +125,20 @@ def test_with_a_key_emails_go_through_sendgrid():
 
     mailer = mailer_for(ConfirmationSettings(sendgrid_api_key="SG.test", sendgrid_host="http://127.0.0.1:9"))
     assert isinstance(mailer, SendGridMailer) and mailer.client.host == "http://127.0.0.1:9"
+
+
+def test_a_second_record_of_an_order_keeps_the_first_email(store, mailer):
+    settings = MailSettings(mailer, "x@example.com", "http://x")
+    first = domain.compose(events.parse(events.ORDER_COMPLETED, completed(title="First")), settings)
+    second = domain.compose(events.parse(events.ORDER_COMPLETED, completed(title="Second")), settings)
+    for email in (first, second, first):
+        with store.transaction() as tx:
+            service_layer.record(tx, email)
+    assert service_layer.stored_email(store, ORDER, settings).subject == first.subject
+
+
+def test_without_a_lease_a_sent_email_is_a_duplicate_and_an_unsent_one_is_in_progress():
+    assert domain.without_lease(ORDER, "sent") is False
+    for state in ("pending", None):
+        with pytest.raises(domain.SendInProgress):
+            domain.without_lease(ORDER, state)

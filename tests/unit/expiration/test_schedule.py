@@ -2,7 +2,8 @@
 
 from services.common import events
 from services.common.delays import LADDER_MS
-from services.expiration.schedule import DUE_QUEUE, ExpirySchedule, remaining_ms
+from services.expiration.domain import remaining_ms
+from services.expiration.schedule import DUE_QUEUE, ExpirySchedule
 
 
 class FakeDelivery:

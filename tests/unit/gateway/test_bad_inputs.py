@@ -12,7 +12,7 @@ from services.common import events
 from services.common.errors import BadRequest, Conflict
 from services.confirmation import domain as confirmation_domain
 from services.confirmation.mailers import MailSettings, OutboxDirMailer
-from services.tickets import domain as tickets_domain
+from services.tickets import service_layer as tickets_service_layer
 from tests.unit.gateway.conftest import errors_of
 
 ALICE, BOB = "a" * 32, "b" * 32
@@ -64,10 +64,10 @@ def test_idempotency_keys_are_scoped_to_the_user(client, signed_in, rpc):
 
 def test_the_tickets_service_refuses_another_users_request_id_with_a_409(make_store):
     tx = make_store("tickets").begin()
-    tickets_domain.list_ticket(tx, ALICE, "Show", 10, request_id="k" * 64)
-    assert tickets_domain.list_ticket(tx, ALICE, "Show", 10, request_id="k" * 64).user_id == ALICE
+    tickets_service_layer.list_ticket(tx, ALICE, "Show", 10, request_id="k" * 64)
+    assert tickets_service_layer.list_ticket(tx, ALICE, "Show", 10, request_id="k" * 64).user_id == ALICE
     with pytest.raises(Conflict):
-        tickets_domain.list_ticket(tx, BOB, "Show", 10, request_id="k" * 64)
+        tickets_service_layer.list_ticket(tx, BOB, "Show", 10, request_id="k" * 64)
 
 
 @pytest.mark.parametrize("cursor_payload", [["2026-01-01T00:00:00+00:00", "a\x00b"], ["x", "y"], "[" * 5000])
@@ -75,7 +75,7 @@ def test_a_forged_cursor_is_a_400(make_store, cursor_payload):
     raw = cursor_payload.encode() if isinstance(cursor_payload, str) else json.dumps(cursor_payload).encode()
     cursor = base64.urlsafe_b64encode(raw).decode()
     with pytest.raises(BadRequest):
-        tickets_domain.page_on_sale(make_store("tickets").session(), 10, cursor)
+        tickets_service_layer.page_on_sale(make_store("tickets").session(), 10, cursor)
 
 
 def test_the_auth_service_refuses_an_over_long_email_before_the_database(make_store):

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import pytest
 
 from services.common import events
-from services.payments import attempts
+from services.payments import repository
 from services.payments.domain import (IllegalTransition, OutcomeKind, State, Transition, TRANSITIONS, _close, closing,
                                       reachable, transition)
 from tests.support.unit_store import unit_store
@@ -61,13 +61,13 @@ def test_what_an_outcome_does_to_a_pending_attempt(kind, first_send, abandon, mo
 def test_the_store_moves_an_attempt_only_from_where_the_move_starts(tmp_path):
     store = unit_store("payments", f"sqlite:///{tmp_path / 'payments.db'}")
     with store.transaction() as tx:
-        attempt = attempts.add(tx, order_id="c" * 32, number=1, idempotency_key="order-c-1", token="tok_visa",
+        attempt = repository.add(tx, order_id="c" * 32, number=1, idempotency_key="order-c-1", token="tok_visa",
                                request=None, now=events.utcnow())
         tx.session.flush()
     assert attempt.state == "holding"
     with store.transaction() as tx:
-        assert not attempts.move(tx, attempt.id, Transition.SUCCEED)  # not pending: nothing changes
-        assert attempts.move(tx, attempt.id, Transition.DROP)
-        assert not attempts.move(tx, attempt.id, Transition.START)  # dropped meanwhile
+        assert not repository.move(tx, attempt.id, Transition.SUCCEED)  # not pending: nothing changes
+        assert repository.move(tx, attempt.id, Transition.DROP)
+        assert not repository.move(tx, attempt.id, Transition.START)  # dropped meanwhile
     with store.read() as session:
         assert session.get(type(attempt), attempt.id).state == "dropped"

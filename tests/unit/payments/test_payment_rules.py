@@ -377,7 +377,7 @@ def test_a_payment_that_cannot_be_recorded_stays_pending_for_reconciliation(serv
 
 def test_an_attempt_settled_meanwhile_is_recorded_once(store, orders, processor):
     """SQLite has no row locks: two senders of one attempt race; the first recorded outcome wins."""
-    from services.payments import flows
+    from services.payments import service_layer
 
     order_id = orders.add("8" * 32)
     processor.down = True
@@ -392,11 +392,11 @@ def test_an_attempt_settled_meanwhile_is_recorded_once(store, orders, processor)
     def charge_while_the_other_records(**request):
         result = real_charge(**request)
         if len(processor.requests) == 2:  # the first replay: the second one overtakes it and records first
-            assert flows.send(store, processor, attempt.id).recorded
+            assert service_layer.send(store, processor, attempt.id).recorded
         return result
 
     processor.charge = charge_while_the_other_records
-    outcome = flows.send(store, processor, attempt.id)
+    outcome = service_layer.send(store, processor, attempt.id)
     assert outcome.kind == "paid" and not outcome.recorded
     assert len(rows(store, Payment)) == 1 and len(store.published) == 1 and len(processor.charges) == 1
 
@@ -453,10 +453,10 @@ def test_the_same_request_again_gets_the_same_decline(service, orders, processor
 
 def _die_after_the_hold(store, orders, order_id, request="req-1", user=ALICE):
     """What a payer that died right after orders granted its hold leaves behind."""
-    from services.payments import domain, flows
+    from services.payments import domain, service_layer
 
     with store.transaction() as tx:
-        attempt = flows.open_attempt(tx, order_id, "tok_visa", domain.request_key(user, request))
+        attempt = service_layer.open_attempt(tx, order_id, "tok_visa", domain.request_key(user, request))
     orders.hold_for_payment(order_id, user, attempt.id)
     return attempt
 
@@ -535,15 +535,15 @@ def test_orders_never_releases_a_hold_that_payments_reports_as_paid(service, ord
 
 
 def test_a_payment_of_a_cancelled_order_is_refunded_once_and_logged(service, store, orders, processor, caplog):
-    from services.payments import flows
+    from services.payments import service_layer
     from services.payments.models import Refund
 
     order_id = orders.add("a9" * 16)
     payment = service.charge(ALICE, order_id, "tok_visa")
     assert service.settle_holds()["refunded"] == 0  # not cancelled: nothing to give back
     with store.transaction() as tx:  # order:cancelled (an operator released the hold, then it expired)
-        flows.note_cancelled(tx, order_id)
-        flows.note_cancelled(tx, order_id)
+        service_layer.note_cancelled(tx, order_id)
+        service_layer.note_cancelled(tx, order_id)
     with caplog.at_level("WARNING", logger="services.payments.domain"):
         assert service.settle_holds()["refunded"] == 1
     assert any(order_id in r.getMessage() and "REFUNDED" in r.getMessage() for r in caplog.records)

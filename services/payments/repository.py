@@ -1,4 +1,4 @@
-"""The payments service's rows: charge attempts and payments, read and written in a caller's session.
+"""The payments service's queries: charge attempts and payments, read and written in a caller's session.
 
 A charge attempt's state changes only here, and only by a move of the
 lifecycle table (:class:`~services.payments.domain.Transition`): :func:`add`

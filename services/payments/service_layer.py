@@ -1,7 +1,7 @@
-"""The payments service's steps: each one owns its transactions and its calls to orders and the processor.
+"""The payments service layer, its steps: each one owns its transactions and its calls to orders and the processor.
 
 The rules they apply are in :mod:`services.payments.domain`, the rows they read
-and write in :mod:`services.payments.attempts`, the processors in
+and write in :mod:`services.payments.repository`, the processors in
 :mod:`services.payments.processors`. Four flows:
 
 * :func:`pay_for_order`, the buyer's payment: open an attempt (committed), ask
@@ -35,7 +35,7 @@ from services.common import events
 from services.common.errors import Conflict, Forbidden, NotFound, ServiceUnavailable
 from services.common.validation import is_valid_id
 
-from . import attempts, domain
+from . import domain, repository
 from .domain import Outcome, OutcomeKind, State, Transition
 from .models import ChargeAttempt, Payment, Refund
 from .processors import CardDeclined, Processor, ProcessorUnavailable
@@ -51,10 +51,10 @@ def open_attempt(tx, order_id: str, token: str, request: str | None = None) -> C
     Raises Conflict (paid; being paid) or :class:`domain.Unsettled`.
     """
     session = tx.session
-    if attempts.find_payment(session, order_id) is not None:
+    if repository.find_payment(session, order_id) is not None:
         raise Conflict(domain.ALREADY_PAID)
-    number = domain.check_can_open(attempts.latest_locked(session, order_id))
-    attempt = attempts.add(tx, order_id=order_id, number=number,
+    number = domain.check_can_open(repository.latest_locked(session, order_id))
+    attempt = repository.add(tx, order_id=order_id, number=number,
                            idempotency_key=domain.idempotency_key(order_id, number), token=token.strip(),
                            request=request, now=events.utcnow())
     try:
@@ -66,7 +66,7 @@ def open_attempt(tx, order_id: str, token: str, request: str | None = None) -> C
 
 def _start(tx, attempt_id: str, order: dict) -> bool:
     """holding -> pending with the reserved amount; False if the hold sweep dropped it meanwhile."""
-    return attempts.move(tx, attempt_id, Transition.START, amount_cents=domain.amount_cents(order),
+    return repository.move(tx, attempt_id, Transition.START, amount_cents=domain.amount_cents(order),
                          description=domain.description_of(order))
 
 
@@ -74,7 +74,7 @@ def _settle_unsent(store, attempt_id: str, transition: Transition, message: str,
     """holding -> refused or dropped (nothing was sent); ``released``: no hold to let go of."""
     now = events.utcnow()
     with store.transaction() as tx:
-        return attempts.move(tx, attempt_id, transition, message=message[:500], settled_at=now,
+        return repository.move(tx, attempt_id, transition, message=message[:500], settled_at=now,
                              released_at=now if released else None)
 
 
@@ -89,7 +89,7 @@ def release_for(store, orders, attempt_id: str, order_id: str) -> bool:
                     order_id, attempt_id, exc)
         return False
     with store.transaction() as tx:
-        attempts.mark_released(tx, attempt_id, events.utcnow())
+        repository.mark_released(tx, attempt_id, events.utcnow())
     return True
 
 
@@ -125,7 +125,7 @@ def _record(tx, attempt: ChargeAttempt, outcome: Outcome, processor_name: str, *
     if transition is None:
         return
     found = {"charge_id": outcome.charge_id} if transition is Transition.SUCCEED else {"message": outcome.message[:500]}
-    if not attempts.move(tx, attempt.id, transition, **domain._close(attempt, transition, events.utcnow(), **found)):
+    if not repository.move(tx, attempt.id, transition, **domain._close(attempt, transition, events.utcnow(), **found)):
         raise _NotRecorded(f"attempt {attempt.idempotency_key} was settled meanwhile")
     if transition.event == events.PAYMENT_CREATED:  # the payment and its event, in one transaction (the outbox)
         payment = Payment(order_id=attempt.order_id, charge_id=outcome.charge_id, amount_cents=attempt.amount_cents,
@@ -147,7 +147,7 @@ def send(store, processor: Processor, attempt_id: str, *, first_send: bool = Fal
     :func:`release_for`.
     """
     try:
-        with store.claim(attempts.pending(attempt_id), wait=first_send) as claim:
+        with store.claim(repository.pending(attempt_id), wait=first_send) as claim:
             attempt = claim.row
             if attempt is None:
                 return Outcome(OutcomeKind.BUSY)
@@ -180,7 +180,7 @@ def pay_for_order(store, orders, processor: Processor, user_id: str, order_id: s
     request = domain.request_key(user_id, request_id)
     if request is not None:
         with store.read() as session:
-            earlier = attempts.by_request(session, order_id, request)
+            earlier = repository.by_request(session, order_id, request)
             if earlier is not None:
                 session.expunge(earlier)
         if earlier is not None and earlier.state not in domain.RETRYABLE:
@@ -204,7 +204,7 @@ def _carry_on(store, orders, processor, attempt: ChargeAttempt, user_id: str) ->
     """The same request again: answer with its first outcome, or carry on where it stopped."""
     if attempt.state == State.SUCCEEDED:
         with store.read() as session:
-            payment = attempts.find_payment(session, attempt.order_id)
+            payment = repository.find_payment(session, attempt.order_id)
         if payment is not None:
             return {"id": payment.id}
         raise ServiceUnavailable(domain.UNCONFIRMED)
@@ -252,7 +252,7 @@ def _answer(store, orders, attempt: ChargeAttempt, outcome: Outcome) -> dict:
     if outcome.kind is OutcomeKind.PAID:
         # recorded by someone else meanwhile (only possible on SQLite: reconciliation raced us)
         with store.read() as session:
-            payment = attempts.find_payment(session, order_id)
+            payment = repository.find_payment(session, order_id)
         if payment is not None:
             return {"id": payment.id}
     if domain.releases_hold(outcome):
@@ -273,7 +273,7 @@ def _answer(store, orders, attempt: ChargeAttempt, outcome: Outcome) -> dict:
 def payment_of(store, order_id: str) -> dict:
     """The payment of an order (charge id, amount in cents, processor); NotFound if it has none."""
     with store.read() as session:
-        payment = attempts.find_payment(session, order_id)
+        payment = repository.find_payment(session, order_id)
         if payment is None:
             raise NotFound("No payment for this order")
         return payment.to_dict()
@@ -284,13 +284,13 @@ def has_unsettled_charge(store, order_id: str) -> bool:
     attempt holding, pending or abandoned, or one that succeeded (its payment:created may not have
     been applied by orders yet)."""
     with store.read() as session:
-        return attempts.has_unsettled(session, order_id)
+        return repository.has_unsettled(session, order_id)
 
 
 def unsettled_attempts(store) -> list[dict]:
     """Charge attempts whose outcome is not known (pending, or abandoned by reconciliation), oldest first."""
     with store.read() as session:
-        return [attempt.to_dict() for attempt in attempts.unknown_outcomes(session)]
+        return [attempt.to_dict() for attempt in repository.unknown_outcomes(session)]
 
 
 # -- the hold sweep: dead payers, holds to let go of, refunds ------------------------------
@@ -301,12 +301,12 @@ def settle_holds(store, orders, processor: Processor, *, grace: float = domain.H
     now = now or events.utcnow()
     counts = {"dropped": 0, "released": 0, "refunded": 0, "errors": 0}
     with store.read() as session:
-        dead = attempts.holding_ids(session, now - timedelta(seconds=grace))
+        dead = repository.holding_ids(session, now - timedelta(seconds=grace))
     for attempt_id in dead:
         if _settle_unsent(store, attempt_id, Transition.DROP, "its payer stopped before charging", released=False):
             counts["dropped"] += 1
     with store.read() as session:
-        to_release = attempts.unreleased(session)
+        to_release = repository.unreleased(session)
     for attempt_id, order_id in to_release:
         if release_for(store, orders, attempt_id, order_id):
             counts["released"] += 1
@@ -314,7 +314,7 @@ def settle_holds(store, orders, processor: Processor, *, grace: float = domain.H
         else:
             counts["errors"] += 1
     with store.read() as session:
-        owed = attempts.owed_refunds(session)
+        owed = repository.owed_refunds(session)
     for order_id in owed:
         try:
             refund_payment(store, processor, order_id, reason="the order was cancelled")
@@ -327,7 +327,7 @@ def settle_holds(store, orders, processor: Processor, *, grace: float = domain.H
 
 def note_cancelled(tx, order_id: str) -> None:
     """order:cancelled — remember it; a payment of this order is refunded by the hold sweep."""
-    attempts.note_cancelled(tx, order_id, events.utcnow())
+    repository.note_cancelled(tx, order_id, events.utcnow())
 
 
 def refund_payment(store, processor: Processor, order_id: str, reason: str) -> dict:
@@ -335,8 +335,8 @@ def refund_payment(store, processor: Processor, order_id: str, reason: str) -> d
     if not isinstance(order_id, str) or not is_valid_id(order_id):
         raise NotFound("No payment for this order")
     with store.read() as session:
-        payment = attempts.find_payment(session, order_id)
-        existing = attempts.find_refund(session, order_id)
+        payment = repository.find_payment(session, order_id)
+        existing = repository.find_refund(session, order_id)
         if existing is not None:
             return existing.to_dict()
         if payment is None:
@@ -355,7 +355,7 @@ def refund_payment(store, processor: Processor, order_id: str, reason: str) -> d
             tx.session.add(refund)
     except IntegrityError:  # recorded by a concurrent refund of the same payment (same key: one refund)
         with store.read() as session:
-            return attempts.find_refund(session, order_id).to_dict()
+            return repository.find_refund(session, order_id).to_dict()
     log.warning("REFUNDED order %s: payment %s, charge %s, %s cents %s, refund %s (%s)", order_id, payment.id,
                 payment.charge_id, payment.amount_cents, payment.currency, refund_id, reason)
     return refund.to_dict()
@@ -372,7 +372,7 @@ def reconcile(store, orders, processor: Processor, *, min_age: float = domain.RE
     """Replay every pending attempt older than ``min_age``; returns how many ended how (for logs and tests)."""
     now = now or events.utcnow()
     with store.read() as session:
-        ids = attempts.pending_ids(session, now - timedelta(seconds=min_age))
+        ids = repository.pending_ids(session, now - timedelta(seconds=min_age))
     counts = {str(kind): 0 for kind in ROUND}
     for attempt_id in ids:
         try:
