@@ -47,7 +47,7 @@ class ExpirationService(HealthMixin, ParkedMessagesMixin):
         broker before the batch is acknowledged."""
         messages, due = [], []
         for delivery, order_id, expires_at in expiries:
-            with delivery.scope():
+            with delivery.scope(order_id=order_id):
                 try:
                     message, is_due = self.schedule.plan(order_id, expires_at)
                 except ValueError:
@@ -59,7 +59,7 @@ class ExpirationService(HealthMixin, ParkedMessagesMixin):
         self.schedule.publish(messages)
         for delivery, order_id in due:
             metrics.EVENTS_PUBLISHED.labels(self.name, events.EXPIRATION_COMPLETE).inc()
-            with delivery.scope():
+            with delivery.scope(order_id=order_id):
                 log.info("order %s is due: published expiration:complete", order_id)
 
     @rpc
