@@ -154,3 +154,29 @@ def test_recent_errors_keep_warnings_and_errors_without_tracebacks():
         logger.removeHandler(recent)
     assert [e["message"] for e in recent.latest()] == ["problem 1", "problem 2"]
     assert all("traceback" not in e for e in recent.latest())
+
+
+def test_the_recent_errors_of_processes_sharing_a_directory_are_read_together(tmp_path, monkeypatch):
+    """gunicorn's workers log; the master answers /errors for all of them (the web side port)."""
+    import multiprocessing
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    master = logs.RecentErrors()
+    logger = logging.getLogger("tests.recent.shared")
+    logger.propagate = False
+    logger.addHandler(master)
+    try:
+        logger.warning("the master's own")
+
+        def worker(n):
+            logger.error("worker %d failed", n)  # the handler it inherited, in a process of its own
+
+        for n in (1, 2):
+            child = multiprocessing.get_context("fork").Process(target=worker, args=(n,))
+            child.start()
+            child.join(10)
+            assert child.exitcode == 0
+    finally:
+        logger.removeHandler(master)
+    messages = [e["message"] for e in master.latest()]
+    assert sorted(messages) == ["the master's own", "worker 1 failed", "worker 2 failed"]
