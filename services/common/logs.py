@@ -161,6 +161,7 @@ def component_of(logger_name: str) -> str:
 
 class ExpectedErrors(logging.Filter):
     """A 4xx TicketingError is an answer the caller gets, not a failure: INFO, one line, no traceback.
+    An event that came early (``NotYetApplicable``) is retried, and its handler says so at INFO.
     A 503 an entrypoint declares expected (e.g. "could not confirm your payment yet") is a WARNING,
     one line, no traceback: its cause was logged where it happened.
 
@@ -171,6 +172,8 @@ class ExpectedErrors(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         if exc is None:
             return True
+        if getattr(exc, "logged_as_retry", False) and record.name.startswith("nameko"):
+            return False  # an early event: the handler's own line says it is retried
         if is_expected(exc):
             level = logging.INFO
         elif _declared_expected_unavailable(record, exc):

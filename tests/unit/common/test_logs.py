@@ -100,6 +100,18 @@ def test_a_503_the_entrypoint_declares_expected_is_one_warning_line_without_a_tr
     assert "traceback" not in line and "error" not in line
 
 
+def test_an_early_event_is_no_warning_with_a_traceback_only_the_handlers_retry_line():
+    from services.common.handlers import NotYetApplicable
+
+    early = NotYetApplicable("ticket t1 v3 before its v1")
+    record = make_record(level=logging.WARNING, exc=early, worker=fake_worker("orders", "on_ticket_updated"),
+                         name="nameko.containers")
+    record.msg = "(expected) " + record.msg
+    assert render(record) == {}
+    retry = make_record("event failed (%s: %r); retrying in %d ms", ("q attempt 1", early, 1000))
+    assert render(retry)["level"] == "INFO"
+
+
 def test_each_green_thread_has_its_own_context():
     seen = {}
 
