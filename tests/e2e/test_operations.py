@@ -153,6 +153,7 @@ def state(app) -> dict:
 def test_metrics_exist_and_move(app):
     urls = {name: c["metrics"] for name, c in state(app).items()}
     before = {name: scrape(url) for name, url in urls.items()}
+    assert requests.get(f"{app.url}/", timeout=10).status_code == 200  # a page of the frontend
     seller, buyer = signup(app, "seller"), signup(app, "buyer")
     expiring = list_ticket(app, seller)
     paid = list_ticket(app, seller)
@@ -187,7 +188,9 @@ def test_metrics_exist_and_move(app):
         return value(scrape(urls[name]), metric, **labels) > value(before[name], metric, **labels)
 
     checks = [
-        ("web", "ticketing_http_request_duration_seconds_count", {"route": "/api/orders", "method": "POST"}),
+        ("web", "ticketing_http_request_duration_seconds_count",
+         {"component": "gateway", "route": "/api/orders", "method": "POST", "status": "201"}),
+        ("web", "ticketing_http_request_duration_seconds_count", {"component": "frontend", "route": "/", "method": "GET"}),
         ("orders", "ticketing_rpc_duration_seconds_count", {"method": "create_order", "outcome": "ok"}),
         ("orders", "ticketing_events_published_total", {"event": "order:created"}),
         ("tickets", "ticketing_events_consumed_total", {"event": "order:created", "outcome": "ok"}),
