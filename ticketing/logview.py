@@ -34,11 +34,13 @@ def human(name: str, line: str) -> list[str]:
     who = record.get("component") or name
     moment = str(record.get("time", ""))[11:23]
     ids = " ".join(f"{short}={record[key]}" for key, short in SHOWN_IDS if record.get(key))
-    text = f"{who:>12} | {moment} {record.get('level', ''):<5} {record.get('message', '')}"
+    # a message of several lines keeps them all under the component (grep and the eye find them)
+    first, *more = str(record.get("message", "")).splitlines() or [""]
+    text = f"{who:>12} | {moment} {record.get('level', ''):<5} {first}"
     if ids:
         text += f"  [{ids}]"
     lines = [text]
-    for extra in str(record.get("traceback") or "").splitlines():
+    for extra in [*more, *str(record.get("traceback") or "").splitlines()]:
         lines.append(f"{who:>12} |     {extra}")
     return lines
 

@@ -113,7 +113,9 @@ def render(report: dict, last: int = 5) -> str:
         out.append("  none")
     for moment, name, error in errors:
         cid = f" [cid={error['correlation_id']}]" if error.get("correlation_id") else ""
-        out.append(f"  {moment} {error.get('component', name)} {error.get('level')} {error.get('message')}{cid}")
+        first, *more = str(error.get("message", "")).splitlines() or [""]
+        out.append(f"  {moment} {error.get('component', name)} {error.get('level')} {first}{cid}")
+        out.extend(f"      {line}" for line in more)  # a message of several lines, indented below
     return "\n".join(out)
 
 

@@ -58,11 +58,11 @@ class Delivery:
     message: object = field(default=None, repr=False)
 
     @contextmanager
-    def scope(self, event_type: str | None = None):
-        """The log context of this message (its correlation id and the ids it names), as a
+    def scope(self, event_type: str | None = None, **ids):
+        """The log context of this message (its correlation id and the ids it names, plus ``ids``), as a
         worker of its own would have: what is emitted or logged inside carries them."""
         with logs.scope(correlation_id=self.correlation_id or logs.new_correlation_id(),
-                        **logs.ids_from_payload(self.payload, event_type)):
+                        **{**logs.ids_from_payload(self.payload, event_type), **ids}):
             yield
 
 

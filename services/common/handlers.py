@@ -58,6 +58,10 @@ CONSUMER_NAME = re.compile(r"[a-z][a-z_]*")
 class NotYetApplicable(Exception):
     """The event arrived early (e.g. version n+2 before n+1): try again later."""
 
+    #: expected, not a failure: the handler logs the retry (INFO); nameko's worker line with a
+    #: traceback is dropped (``services.common.logs.ExpectedErrors``)
+    logged_as_retry = True
+
 
 class InvalidMessage(Exception):
     """The message itself is wrong (poison): retrying cannot help, so it is parked at once."""

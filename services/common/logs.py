@@ -28,6 +28,7 @@ import contextvars
 import json
 import logging
 import logging.config
+import os
 import re
 import sys
 import threading
@@ -160,6 +161,7 @@ def component_of(logger_name: str) -> str:
 
 class ExpectedErrors(logging.Filter):
     """A 4xx TicketingError is an answer the caller gets, not a failure: INFO, one line, no traceback.
+    An event that came early (``NotYetApplicable``) is retried, and its handler says so at INFO.
     A 503 an entrypoint declares expected (e.g. "could not confirm your payment yet") is a WARNING,
     one line, no traceback: its cause was logged where it happened.
 
@@ -170,6 +172,8 @@ class ExpectedErrors(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         if exc is None:
             return True
+        if getattr(exc, "logged_as_retry", False) and record.name.startswith("nameko"):
+            return False  # an early event: the handler's own line says it is retried
         if is_expected(exc):
             level = logging.INFO
         elif _declared_expected_unavailable(record, exc):
@@ -234,22 +238,67 @@ class JsonFormatter(logging.Formatter):
 
 
 class RecentErrors(logging.Handler):
-    """The last warnings and errors of this process, for ``/errors`` and ``ticketing status``."""
+    """The last warnings and errors of this process, for ``/errors`` and ``ticketing status``.
+
+    The web components log in gunicorn's worker processes but answer ``/errors`` from the
+    master (their side port). So where processes share a directory (``PROMETHEUS_MULTIPROC_DIR``,
+    which the web components set for their metrics), each also keeps its last ones in
+    ``recent-errors-<pid>.json`` there, and :meth:`latest` answers for all of them."""
+
+    FILE_PREFIX = "recent-errors-"
 
     def __init__(self, capacity: int = 20):
         super().__init__(level=logging.WARNING)
+        self.capacity = capacity
         self.records: collections.deque = collections.deque(maxlen=capacity)
         self._guard = threading.Lock()
+        self._pid = os.getpid()
+
+    @staticmethod
+    def shared_dir() -> str | None:
+        return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
     def emit(self, record: logging.LogRecord) -> None:
         line = record_to_dict(record)
         line.pop("traceback", None)
         with self._guard:
+            if self._pid != os.getpid():  # a forked worker: what the master logged is the master's
+                self._pid = os.getpid()
+                self.records.clear()
             self.records.append(line)
+            shared = self.shared_dir()
+            if shared:
+                self._write(shared, list(self.records))
+
+    def _write(self, directory: str, records: list[dict]) -> None:
+        path = os.path.join(directory, f"{self.FILE_PREFIX}{self._pid}.json")
+        try:
+            with open(path + ".tmp", "w") as out:
+                json.dump(records, out, default=str)
+            os.replace(path + ".tmp", path)
+        except OSError:  # the directory is gone: this process's own list still answers
+            pass
 
     def latest(self) -> list[dict]:
         with self._guard:
-            return list(self.records)
+            records = list(self.records) if self._pid == os.getpid() else []
+        shared = self.shared_dir()
+        if shared:
+            mine = f"{self.FILE_PREFIX}{os.getpid()}.json"
+            try:
+                names = [n for n in os.listdir(shared) if n.startswith(self.FILE_PREFIX) and n.endswith(".json")]
+            except OSError:
+                names = []
+            for name in names:
+                if name == mine:
+                    continue
+                try:
+                    with open(os.path.join(shared, name)) as source:
+                        records.extend(json.load(source))
+                except (OSError, ValueError):  # being replaced, or gone
+                    continue
+            records.sort(key=lambda line: str(line.get("time", "")))
+        return records[-self.capacity:]
 
 
 recent_errors = RecentErrors()

@@ -19,7 +19,7 @@ def schedule(schedule, service_name: str, expiries) -> None:
     broker before the batch is acknowledged. ``expiries``: (delivery, order id, expiresAt)."""
     messages, due = [], []
     for delivery, order_id, expires_at in expiries:
-        with delivery.scope():
+        with delivery.scope(order_id=order_id):
             try:
                 message, is_due = schedule.plan(order_id, expires_at)
             except ValueError:
@@ -31,7 +31,7 @@ def schedule(schedule, service_name: str, expiries) -> None:
     schedule.publish(messages)
     for delivery, order_id in due:
         metrics.EVENTS_PUBLISHED.labels(service_name, events.EXPIRATION_COMPLETE).inc()
-        with delivery.scope():
+        with delivery.scope(order_id=order_id):
             log.info("order %s is due: published expiration:complete", order_id)
 
 

@@ -94,6 +94,10 @@ def world(app):
 
 
 def test_every_recipe_of_the_readme_is_tested():
+    # every code block of the section is a named recipe (an unnamed one would be run by no test)
+    section = (ROOT / "README.md").read_text().split("<!-- recipes:start -->", 1)[1].split("<!-- recipes:end -->")[0]
+    assert section.count("```python") == section.count("<!-- recipe: ") == len(RECIPES)
+    assert section.count("```") == 2 * len(RECIPES)
     assert set(RECIPES) == {"find-user", "revoke-user", "restore-user", "orders-of-user", "orders-by-status",
                             "count-orders", "get-order", "cancel-order", "release-hold", "show-ticket", "resend-confirmation",
                             "pending-expirations", "list-parked", "replay-parked", "drop-parked", "refund-order"}

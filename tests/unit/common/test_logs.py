@@ -100,6 +100,18 @@ def test_a_503_the_entrypoint_declares_expected_is_one_warning_line_without_a_tr
     assert "traceback" not in line and "error" not in line
 
 
+def test_an_early_event_is_no_warning_with_a_traceback_only_the_handlers_retry_line():
+    from services.common.handlers import NotYetApplicable
+
+    early = NotYetApplicable("ticket t1 v3 before its v1")
+    record = make_record(level=logging.WARNING, exc=early, worker=fake_worker("orders", "on_ticket_updated"),
+                         name="nameko.containers")
+    record.msg = "(expected) " + record.msg
+    assert render(record) == {}
+    retry = make_record("event failed (%s: %r); retrying in %d ms", ("q attempt 1", early, 1000))
+    assert render(retry)["level"] == "INFO"
+
+
 def test_each_green_thread_has_its_own_context():
     seen = {}
 
@@ -154,3 +166,29 @@ def test_recent_errors_keep_warnings_and_errors_without_tracebacks():
         logger.removeHandler(recent)
     assert [e["message"] for e in recent.latest()] == ["problem 1", "problem 2"]
     assert all("traceback" not in e for e in recent.latest())
+
+
+def test_the_recent_errors_of_processes_sharing_a_directory_are_read_together(tmp_path, monkeypatch):
+    """gunicorn's workers log; the master answers /errors for all of them (the web side port)."""
+    import multiprocessing
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    master = logs.RecentErrors()
+    logger = logging.getLogger("tests.recent.shared")
+    logger.propagate = False
+    logger.addHandler(master)
+    try:
+        logger.warning("the master's own")
+
+        def worker(n):
+            logger.error("worker %d failed", n)  # the handler it inherited, in a process of its own
+
+        for n in (1, 2):
+            child = multiprocessing.get_context("fork").Process(target=worker, args=(n,))
+            child.start()
+            child.join(10)
+            assert child.exitcode == 0
+    finally:
+        logger.removeHandler(master)
+    messages = [e["message"] for e in master.latest()]
+    assert sorted(messages) == ["the master's own", "worker 1 failed", "worker 2 failed"]

@@ -26,6 +26,13 @@ def test_a_traceback_follows_indented_and_other_output_passes_as_it_is():
     assert logview.human("tickets", "plain text") == ["     tickets | plain text"]
 
 
+def test_a_message_of_several_lines_stays_under_its_component():
+    line = json.dumps({"time": "2026-12-01T10:15:54.760Z", "level": "INFO", "component": "payments",
+                       "message": "Running upgrade a -> b, one\ntwo", "order_id": "o1"})
+    assert logview.human("payments", line) == ["    payments | 10:15:54.760 INFO  Running upgrade a -> b, one  [order=o1]",
+                                               "    payments |     two"]
+
+
 def test_machines_get_json_lines_unchanged_and_the_rest_wrapped():
     assert logview.as_json("orders", LINE) == [LINE]
     (wrapped,) = logview.as_json("orders", "plain text")
@@ -48,6 +55,14 @@ def test_status_shows_readiness_queues_and_the_last_errors():
     assert "pending expirations: 4 in holding queues" in text
     assert "parked messages: 2" in text and "evt-orders--on_x.parked: 2" in text
     assert "2026-12-01T10:00:00.000Z orders ERROR boom [cid=c1]" in text
+
+
+def test_status_indents_the_further_lines_of_an_error():
+    report = {"components": {"orders": {"ready": True, "detail": "", "errors": [
+        {"time": "2026-12-01T10:00:00.000Z", "level": "ERROR", "message": "parking event: 2 errors\nid\n  missing",
+         "component": "orders"}]}}, "queues": {"expirations": {"holding": 0, "due": 0}, "parked": {}}}
+    assert status.render(report).splitlines()[-3:] == ["  2026-12-01T10:00:00.000Z orders ERROR parking event: 2 errors",
+                                                       "      id", "        missing"]
 
 
 def test_ticketing_up_json_prints_one_json_object_per_line(capsys, monkeypatch):
