@@ -158,3 +158,28 @@ def test_run_component_answers_its_health_endpoints_and_stops_on_sigterm(compone
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+
+
+#: the key each component needs, and what it must refuse to start with, in development too
+WEAK_KEYS = [("auth", "JWT_PRIVATE_KEY", ""), ("auth", "JWT_PRIVATE_KEY", "change-me-jwt-key"),
+             ("gateway", "JWT_PUBLIC_KEY", ""), ("gateway", "JWT_PUBLIC_KEY", "change-me-jwt-key"),
+             ("frontend", "SECRET_KEY", ""), ("frontend", "SECRET_KEY", "change-me-secret-key"),
+             ("frontend", "SECRET_KEY", "9f3a0c5e7b1d24684f1c9a0e7b3d5c1")]  # 31 random characters
+
+
+@pytest.mark.parametrize("component,variable,value", WEAK_KEYS,
+                         ids=[f"{c}-{v}-{'missing' if not x else x[:9]}" for c, v, x in WEAK_KEYS])
+def test_a_component_refuses_to_start_with_a_missing_placeholder_or_short_key(component, variable, value,
+                                                                               base_env, tmp_path):
+    env = {k: v for k, v in base_env.items() if k not in (variable, f"{variable}_FILE")}
+    env.update({variable: value, "TICKETING_ENV": "development", "PORT": str(free_port()),
+                "HEALTH_PORT": str(free_port()), "GATEWAY_URL": f"http://127.0.0.1:{free_port()}"})
+    process = subprocess.Popen([*ticketing_command(), "run", component], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=STARTUP_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate(timeout=10)
+        pytest.fail(f"`ticketing run {component}` started with {variable}={value!r}:\n{output[-2000:]}")
+    assert process.returncode != 0 and variable in output, output[-2000:]
