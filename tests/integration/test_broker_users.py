@@ -209,7 +209,7 @@ def test_a_service_may_publish_only_its_own_events_and_consume_only_its_own_queu
     """Tickets' user cannot forge orders' events (an order:completed would send a confirmation), nor take
     the RPCs meant for orders, nor read another service's event-handler queue; the gateway neither."""
     from amqp.exceptions import AccessRefused
-    from kombu import Connection, Queue
+    from kombu import Connection, Exchange, Queue
     from nameko.standalone.events import get_event_exchange
 
     orders_events = get_event_exchange("orders", {})
@@ -236,4 +236,8 @@ def test_a_service_may_publish_only_its_own_events_and_consume_only_its_own_queu
         for queue in ("rpc-orders", handler_queue):
             with pytest.raises(AccessRefused):
                 consume(component, queue)
+    # the default exchange routes by queue name: the services need it (delays, parked messages), the
+    # internet-facing gateway does not have it
+    with pytest.raises(AccessRefused):
+        publish("gateway", Exchange("", type="direct"), handler_queue)
 
