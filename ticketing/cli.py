@@ -120,8 +120,11 @@ def supervise(name: str, run_once, sleep=None) -> None:
     nameko 2 kills a whole container on some broker failures (and on any error it does not
     expect from an extension); a process that stays dead would need an outside supervisor to
     notice. A clean stop (SIGTERM, Ctrl-C) ends the loop. A container that ran for a minute
-    before dying starts the pauses over."""
+    before dying starts the pauses over. A configuration error (a missing or placeholder key,
+    say) does not heal by restarting: it stops the process, naming the setting."""
     import time
+
+    from services.common.config import ConfigurationError
 
     sleep = sleep or time.sleep
     log = logging.getLogger(__name__)
@@ -132,6 +135,8 @@ def supervise(name: str, run_once, sleep=None) -> None:
         try:
             run_once()
             return
+        except ConfigurationError as exc:
+            raise SystemExit(f"{name}: {exc}") from None
         except Exception as exc:
             failures = 1 if time.monotonic() - started > 60 else failures + 1
             pause = RESTART_PAUSES[min(failures, len(RESTART_PAUSES)) - 1]

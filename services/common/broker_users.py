@@ -66,19 +66,22 @@ def permissions(component: str) -> dict:
     name = component
     queues = [
         "nameko-rpc", rf"rpc-{name}", rf"rpc\.reply-{name}-{REPLY_KEY}",
-        r"[a-z]+\.events",  # its own to publish; the ones it consumes from are declared by nameko
+        r"[a-z]+\.events",  # the ones it consumes from are declared by nameko (and read); its own written
         rf"evt-[a-z]+-[a-z]+:[a-z]+--{name}\.[a-z_]+(\.parked)?",
         r"delay\.[0-9]+ms",
     ]
     if name == "expiration":
         queues.append(r"expiration\.due")
     own = "^(" + "|".join(queues) + ")$"
+    # publishing needs write on the exchange, binding a queue only read on it: so write names
+    # its own events exchange alone, and no service can forge another's events
+    writes = [rf"{name}\.events" if q == r"[a-z]+\.events" else q for q in queues]
     calls = SERVICE_RPCS.get(name, {})
     write_keys = f"^({REPLY_KEY}|{_calls(calls)})$" if calls else f"^{REPLY_KEY}$"
     return {
         "configure": own,
         # the default exchange routes delayed and parked messages to their queues
-        "write": own[:-2] + "|amq\\.default)$",
+        "write": "^(" + "|".join(writes) + "|amq\\.default)$",
         "read": own,
         "topic": {"exchange": "nameko-rpc", "write": write_keys, "read": rf"^({name}\.\*|{REPLY_KEY})$"},
     }

@@ -313,6 +313,11 @@ QUIET_LOGGERS = {
     "nameko.web.server": "WARNING",  # probe access lines
     "waitress.queue": "ERROR",
     "urllib3": "WARNING",
+    # at DEBUG these write secrets: RPC replies (access and refresh tokens), Stripe's request
+    # bodies (card tokens), SendGrid's request headers (its API key); LOG_LEVEL=DEBUG leaves them at INFO
+    "nameko.rpc": "INFO",
+    "stripe": "INFO",
+    "python_http_client": "INFO",
 }
 
 

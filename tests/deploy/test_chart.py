@@ -865,3 +865,31 @@ def test_values_schema_rejects_mistakes(values):
 
     with pytest.raises(helm_python.HelmError, match="schema"):
         render(values)
+
+
+#: the auth process without a password hash running, measured (services/auth/passwords.py)
+AUTH_BASE_MIB = 95
+
+
+def mebibytes(quantity: str) -> float:
+    units = {"Ki": 2 ** -10, "Mi": 1, "Gi": 2 ** 10, "K": 1e3 / 2 ** 20, "M": 1e6 / 2 ** 20, "G": 1e9 / 2 ** 20}
+    number, unit = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", quantity).groups()
+    return float(number) * units.get(unit, 1 / 2 ** 20)
+
+
+@pytest.mark.parametrize("values,fits", [({}, True), (PRODUCTION_INSTALL, True),
+                                         ({"auth": {"env": {"ARGON2_MAX_CONCURRENT": "7"}}}, False)],
+                         ids=["defaults", "production", "seven-at-once-does-not-fit"])
+def test_auth_s_memory_limit_holds_every_password_hash_it_may_run_at_once(values, fits):
+    """Argon2 takes ARGON2_MEMORY_KIB per hash and auth runs ARGON2_MAX_CONCURRENT at once: the limit
+    must hold them all (the chart's 384 Mi once held only ~5 hashes of 64 MiB while 10 could run)."""
+    from services.auth.settings import AuthSettings
+
+    objects = manifests(values)
+    (auth,) = [d for d in of_kind(objects, "Deployment") if component_of(d) == "auth"]
+    env = {e["name"]: e["value"] for e in container(auth).get("env", []) if "value" in e}
+    (config,) = [cm for cm in of_kind(objects, "ConfigMap") if component_of(cm) is None]
+    settings = AuthSettings.load({**config["data"], **env}, environ={})  # not the tests' cheap hashes
+    needed = AUTH_BASE_MIB + settings.argon2_max_concurrent * settings.argon2_memory_kib / 1024
+    limit = mebibytes(container(auth)["resources"]["limits"]["memory"])
+    assert (limit >= needed) is fits, f"auth's limit {limit:.0f} MiB, {needed:.0f} MiB needed"

@@ -158,3 +158,68 @@ def test_run_component_answers_its_health_endpoints_and_stops_on_sigterm(compone
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+
+
+#: the key each component needs, and what it must refuse to start with, in development too
+WEAK_KEYS = [("auth", "JWT_PRIVATE_KEY", ""), ("auth", "JWT_PRIVATE_KEY", "change-me-jwt-key"),
+             ("gateway", "JWT_PUBLIC_KEY", ""), ("gateway", "JWT_PUBLIC_KEY", "change-me-jwt-key"),
+             ("frontend", "SECRET_KEY", ""), ("frontend", "SECRET_KEY", "change-me-secret-key"),
+             ("frontend", "SECRET_KEY", "9f3a0c5e7b1d24684f1c9a0e7b3d5c1")]  # 31 random characters
+
+
+@pytest.mark.parametrize("component,variable,value", WEAK_KEYS,
+                         ids=[f"{c}-{v}-{'missing' if not x else x[:9]}" for c, v, x in WEAK_KEYS])
+def test_a_component_refuses_to_start_with_a_missing_placeholder_or_short_key(component, variable, value,
+                                                                               base_env, tmp_path):
+    env = {k: v for k, v in base_env.items() if k not in (variable, f"{variable}_FILE")}
+    env.update({variable: value, "TICKETING_ENV": "development", "PORT": str(free_port()),
+                "HEALTH_PORT": str(free_port()), "GATEWAY_URL": f"http://127.0.0.1:{free_port()}"})
+    process = subprocess.Popen([*ticketing_command(), "run", component], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=STARTUP_SECONDS)
+    except Exception:  # still running: TimeoutExpired (eventlet's own class once it patched subprocess)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        pytest.fail(f"`ticketing run {component}` started with {variable}={value!r}")
+    assert process.returncode != 0 and variable in output, output[-2000:]
+
+
+def test_auth_s_memory_stays_bounded_however_many_sign_ups_arrive_at_once(base_env, tmp_path):
+    """Argon2 at its production cost (46 MiB a hash) and ten sign-ups at once: one hash runs at a time
+    (ARGON2_MAX_CONCURRENT=1), so auth's peak stays near ~95 MiB + 46 MiB, inside the chart's limit,
+    where ten hashes at once would take 460 MiB more."""
+    import eventlet
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    from services.common.errors import ServiceUnavailable
+
+    env = dict(base_env, HEALTH_PORT=str(free_port()), ARGON2_MEMORY_KIB="47104", ARGON2_TIME_COST="1",
+               ARGON2_PARALLELISM="1", ARGON2_MAX_CONCURRENT="1", ARGON2_QUEUE_SECONDS="60")
+    log = tmp_path / "auth.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([*ticketing_command(), "run", "auth"], env=env, stdout=out,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        ready = f"http://127.0.0.1:{env['HEALTH_PORT']}/readyz"
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while http_status(ready) != 200:
+            assert process.poll() is None and time.monotonic() < deadline, log_tail(log)
+            time.sleep(0.2)
+        run = uuid.uuid4().hex[:8]
+
+        def sign_up(n):
+            with ClusterRpcProxy({"AMQP_URI": env["AMQP_URI"], "serializer": "json"}, timeout=120) as rpc:
+                try:
+                    return rpc.auth.signup(f"memory-{run}-{n}@example.com", "long-enough-password")["user"]["id"]
+                except ServiceUnavailable:
+                    return None
+
+        signed_up = list(eventlet.GreenPool(10).imap(sign_up, range(10)))
+        assert all(signed_up), signed_up
+        peak_kib = int(next(line.split()[1] for line in Path(f"/proc/{process.pid}/status").read_text().splitlines()
+                            if line.startswith("VmHWM:")))
+        assert peak_kib / 1024 < 95 + 2 * 46, f"auth peaked at {peak_kib / 1024:.0f} MiB"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)

@@ -9,6 +9,8 @@ import pytest
 import requests
 
 from tests.e2e.orders_support import list_ticket, order, signup
+from tests.support.fake_sendgrid import FakeSendGrid
+from tests.support.fake_stripe import FakeStripe
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -128,3 +130,42 @@ def test_the_log_of_the_whole_run_holds_no_password_token_card_token_or_key(app,
     leaked = sorted(s for s in secrets if s in log)
     assert not leaked, f"secrets in the log: {[s[:12] + '…' for s in leaked]}"
     assert not re.search(r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.", log), "a JWT in the log"
+
+
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.")
+
+
+def test_with_real_processors_the_log_holds_no_api_key_card_token_password_or_token(app_factory):
+    """Stripe and SendGrid (fakes that check the keys), every component at DEBUG: a purchase, a declined
+    card, a failed sign-in, a refresh; the API keys, card tokens, passwords and tokens stay out of the log."""
+    stripe, sendgrid = FakeStripe(), FakeSendGrid()
+    stripe_key, sendgrid_key = f"sk_test_{uuid.uuid4().hex}", f"SG.{uuid.uuid4().hex}.{uuid.uuid4().hex}"
+    try:
+        live = app_factory(STRIPE_KEY=stripe_key, STRIPE_API_BASE=stripe.url, SENDGRID_API_KEY=sendgrid_key,
+                           SENDGRID_HOST=sendgrid.url, LOG_LEVEL="DEBUG")
+        seller, buyer = signup(live, "keys-seller"), signup(live, "keys-buyer")
+        declined = order(live, buyer, list_ticket(live, seller, title="Declined")["id"]).json()
+        assert buyer.post(f"{live.url}/api/payments",
+                          json={"token": "tok_chargeDeclined", "orderId": declined["id"]}).status_code == 402
+        placed = order(live, buyer, list_ticket(live, seller, title="Paid")["id"]).json()
+        paid = buyer.post(f"{live.url}/api/payments", json={"token": "tok_visa", "orderId": placed["id"]})
+        assert paid.status_code == 201, paid.text
+        wrong = requests.post(f"{live.url}/api/users/signin",
+                              json={"email": buyer.get(f"{live.url}/api/users/currentuser").json()["currentUser"]
+                                    ["email"], "password": "not-my-password"})
+        assert wrong.status_code == 400
+        assert buyer.post(f"{live.url}/api/users/refresh", json={}).status_code == 200
+        wait_for(lambda: sendgrid.mails, timeout=10, what="the confirmation through SendGrid")
+        assert any(r["headers"].get("authorization") == f"Bearer {stripe_key}" for r in stripe.requests)
+        assert any(r["headers"].get("authorization") == f"Bearer {sendgrid_key}" for r in sendgrid.requests)
+        time.sleep(0.5)  # the last lines reach the log file
+        log = live.log()
+        assert "DEBUG" in log
+        secrets = {stripe_key, sendgrid_key, "tok_visa", "tok_chargeDeclined", "secret-pass", "not-my-password",
+                   *(v for session in (seller, buyer) for v in session.cookies.values() if v)}
+        leaked = sorted(s for s in secrets if s in log)
+        assert not leaked, f"secrets in the log: {[s[:12] + '…' for s in leaked]}"
+        assert not JWT.search(log), "a JWT in the log"
+    finally:
+        stripe.stop()
+        sendgrid.stop()

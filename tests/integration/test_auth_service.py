@@ -56,13 +56,18 @@ def test_revoke_user_stops_refresh_at_once(auth):
 
 
 def test_simultaneous_first_failures_are_all_counted_never_a_500(auth, service_config, database_url):
-    """The throttle counter is one atomic upsert: parallel first attempts on one email all count."""
+    """The throttle counter is one atomic upsert: parallel first attempts on one email all count, so
+    exactly the free ones get an answer and the rest wait (a lost update would let more through)."""
     import eventlet
+    from eventlet.event import Event
 
-    from services.common.errors import TooManyRequests
+    from services.auth.domain import FREE_ATTEMPTS_PER_EMAIL
+
+    go = Event()
 
     def try_once(n):
         with ServiceRpcProxy("auth", service_config("auth", database_url)) as rpc:
+            go.wait()  # every proxy connected first: the attempts start together
             try:
                 rpc.signin("racer@example.com", "wrong-password", f"10.1.0.{n}")
             except (BadRequest, TooManyRequests) as exc:
@@ -70,6 +75,27 @@ def test_simultaneous_first_failures_are_all_counted_never_a_500(auth, service_c
         return "signed in?"
 
     pool = eventlet.GreenPool(8)
-    answers = list(pool.imap(try_once, range(8)))
-    assert set(answers) <= {"BadRequest", "TooManyRequests"}, answers
-    assert answers.count("BadRequest") >= 1
+    running = [pool.spawn(try_once, n) for n in range(8)]
+    eventlet.sleep(0.5)
+    go.send()
+    answers = [thread.wait() for thread in running]
+    assert sorted(answers) == ["BadRequest"] * FREE_ATTEMPTS_PER_EMAIL + ["TooManyRequests"] * (
+        8 - FREE_ATTEMPTS_PER_EMAIL), answers
+
+
+def test_an_attempt_counts_before_its_password_is_hashed(auth, monkeypatch):
+    """Counted and committed before the slow, memory-hard check: attempts whose hash never finishes
+    (the worker died, the hash failed) still use up the free ones."""
+    from nameko.exceptions import RemoteError
+
+    from services.auth import passwords
+
+    def dies_while_hashing(*_args):
+        raise RuntimeError("the worker died while hashing")
+
+    monkeypatch.setattr(passwords, "verify_password", dies_while_hashing)
+    for n in range(5):
+        with pytest.raises(RemoteError, match="RuntimeError"):
+            auth.signin("carol@example.com", f"guess-{n}-long", f"10.2.0.{n}")
+    with pytest.raises(TooManyRequests, match="try again in"):
+        auth.signin("carol@example.com", "guess-5-long", "10.2.0.5")

@@ -203,3 +203,41 @@ def test_the_chart_s_job_makes_the_very_users_its_pods_connect_as(rabbit_admin, 
         for component in broker_users.COMPONENTS:
             rabbit_admin.http.delete(f"{MANAGEMENT_URL}/api/users/{quote(prefix + component, safe='')}", timeout=10)
         rabbit_admin.delete_vhost(vhost_name)
+
+
+def test_a_service_may_publish_only_its_own_events_and_consume_only_its_own_queues(users):
+    """Tickets' user cannot forge orders' events (an order:completed would send a confirmation), nor take
+    the RPCs meant for orders, nor read another service's event-handler queue; the gateway neither."""
+    from amqp.exceptions import AccessRefused
+    from kombu import Connection, Exchange, Queue
+    from nameko.standalone.events import get_event_exchange
+
+    orders_events = get_event_exchange("orders", {})
+    handler_queue = "evt-orders-order:completed--confirmation.on_order_completed"
+    with Connection(users["operator"], connect_timeout=5) as admin:  # what the services would have declared
+        channel = admin.channel()
+        orders_events(channel).declare()
+        for name in ("rpc-orders", handler_queue):
+            Queue(name, durable=True)(channel).declare()
+
+    def publish(component, exchange, routing_key):
+        with Connection(users[component], connect_timeout=5, transport_options={"confirm_publish": True}) as conn:
+            conn.Producer().publish({"forged": True}, exchange=exchange, routing_key=routing_key, retry=False)
+
+    def consume(component, queue):
+        with Connection(users[component], connect_timeout=5) as conn:
+            with conn.Consumer(Queue(queue, no_declare=True), callbacks=[lambda body, message: None]):
+                conn.drain_events(timeout=0.2)
+
+    publish("orders", orders_events, "order:completed")  # its own: allowed
+    for component in ("tickets", "payments", "gateway"):
+        with pytest.raises(AccessRefused):
+            publish(component, orders_events, "order:completed")
+        for queue in ("rpc-orders", handler_queue):
+            with pytest.raises(AccessRefused):
+                consume(component, queue)
+    # the default exchange routes by queue name: the services need it (delays, parked messages), the
+    # internet-facing gateway does not have it
+    with pytest.raises(AccessRefused):
+        publish("gateway", Exchange("", type="direct"), handler_queue)
+

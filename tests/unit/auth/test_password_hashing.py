@@ -41,3 +41,20 @@ def test_a_caller_that_waits_too_long_gets_a_503_not_a_queue_without_end(monkeyp
     finally:
         slots.release()
 
+
+
+def test_auth_s_settings_set_the_cost_of_a_hash_and_how_many_run_at_once():
+    from services.auth.service import AuthService
+    from services.auth.settings import AuthSettings
+
+    assert isinstance(AuthService.hashing, passwords.PasswordHashing)  # the service configures it at start
+    defaults = AuthSettings()
+    assert (defaults.argon2_memory_kib, defaults.argon2_time_cost, defaults.argon2_parallelism,
+            defaults.argon2_max_concurrent) == (46 * 1024, 1, 1, 1)  # what the chart's memory limit is sized for
+    try:
+        passwords.configure(AuthSettings(argon2_memory_kib=2048, argon2_time_cost=2, argon2_parallelism=1,
+                                         argon2_max_concurrent=3))
+        assert "$m=2048,t=2,p=1$" in passwords.hash_password("long-enough")
+        assert passwords._slots.counter == 3
+    finally:
+        passwords.configure(AuthSettings.load())

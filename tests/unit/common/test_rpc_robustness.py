@@ -63,6 +63,21 @@ def test_ticketing_run_starts_a_dead_service_again_and_stops_on_a_clean_exit():
     assert pauses == list(cli.RESTART_PAUSES[:3])
 
 
+def test_ticketing_run_stops_for_good_on_a_configuration_error():
+    """A placeholder key is refused when the container starts: restarting would refuse it forever."""
+    from services.common.config import ConfigurationError
+
+    runs, pauses = [], []
+
+    def run_once():
+        runs.append(1)
+        raise ConfigurationError("JWT_PRIVATE_KEY is not a PEM private key")
+
+    with pytest.raises(SystemExit, match="auth: JWT_PRIVATE_KEY is not a PEM private key"):
+        cli.supervise("auth", run_once, sleep=pauses.append)
+    assert len(runs) == 1 and pauses == []
+
+
 def test_every_service_answers_rpcs_with_the_deadline_aware_entrypoint():
     """nameko's own @rpc next to ours would consume a service's queue twice (and miss deadlines)."""
     from nameko.rpc import Rpc as NamekoRpc

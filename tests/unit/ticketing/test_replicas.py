@@ -32,3 +32,16 @@ def test_each_replica_is_its_own_process_with_its_own_health_port():
     assert len(set(ports)) == 4
     assert all(c.health_url == f"http://127.0.0.1:{c.env['HEALTH_PORT']}/readyz" for c in children[:-1])
     assert children[-1].env["PORT"] == "8080" and all(c.env["AMQP_URI"] == "amqp://x" for c in children)
+
+
+def test_each_child_of_ticketing_up_gets_only_its_own_secrets():
+    secrets = {"JWT_PRIVATE_KEY_FILE": "/keys/jwt-private.pem", "SECRET_KEY_FILE": "/keys/secret-key",
+               "STRIPE_KEY": "sk_test_x", "SENDGRID_API_KEY": "SG.x"}
+    owner = {"JWT_PRIVATE_KEY_FILE": "auth", "SECRET_KEY_FILE": "web", "STRIPE_KEY": "payments",
+             "SENDGRID_API_KEY": "confirmation"}
+    children = plan(list(cli.SERVICES), {}, {"AMQP_URI": "amqp://x", "JWT_PUBLIC_KEY_FILE": "/keys/jwt-public.pem",
+                                             **secrets}, port=8080)
+    assert {c.name for c in children} == {*cli.SERVICES, "web"}
+    for child in children:
+        assert {k for k in secrets if k in child.env} == {k for k, who in owner.items() if who == child.name}, child.name
+        assert child.env["JWT_PUBLIC_KEY_FILE"] == "/keys/jwt-public.pem"  # public: anyone may verify
