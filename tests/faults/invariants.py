@@ -80,6 +80,7 @@ class OverdueWatch:
         self.cluster, self.interval = cluster, interval
         self.overdue: dict[str, tuple[datetime, datetime]] = {}  # order id -> (expiresAt, last seen open)
         self.samples = 0
+        self.longest_gap = 0.0  # between two samples: the machine (or this process) stood still that long
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -100,7 +101,10 @@ class OverdueWatch:
         self.samples += 1
 
     def _run(self) -> None:
+        last = time.time()  # the wall clock, as expiresAt is
         while not self._stop.wait(self.interval):
+            now = time.time()
+            self.longest_gap, last = max(self.longest_gap, now - last), now
             try:
                 self.sample()
             except Exception:  # a database connection the faults terminated: next sample
@@ -164,7 +168,7 @@ def check(cluster, workload, fake_stripe, window: float, grace: float,
                                         "AND released_at IS NOT NULL")[0][0]
     detail = f"longest {max(late.values()) if late else 0:.1f} s"
     if watch:
-        detail += f" in {watch.samples} samples"
+        detail += f" in {watch.samples} samples ({watch.longest_gap:.1f} s apart at most)"
     if outages:
         detail += " less broker outages"
     detail += f"; {dropped} charge attempts of payers that died before charging dropped, holds released"
