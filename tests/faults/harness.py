@@ -169,6 +169,28 @@ class Cluster:
             proc.kill()
         return [p.label for p in targets]
 
+    def wait_ready(self, name: str, timeout: float = 60) -> bool:
+        """Until every process of ``name`` answers its readiness check (False: not in ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while not all(proc.ready() for proc in self.of(name)):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.3)
+        return True
+
+    def pause(self, procs: list[Proc]) -> None:
+        """SIGSTOP: alive (connections open, nothing answered) until :meth:`resume`."""
+        for proc in procs:
+            with proc.lock:
+                if proc.process and proc.process.poll() is None:
+                    os.killpg(proc.process.pid, signal.SIGSTOP)
+
+    def resume(self, procs: list[Proc]) -> None:
+        for proc in procs:
+            with proc.lock:
+                if proc.process and proc.process.poll() is None:
+                    os.killpg(proc.process.pid, signal.SIGCONT)
+
     def terminate_database_connections(self) -> int:
         with psycopg.connect(self.postgres_admin.admin_url, autocommit=True) as conn:
             rows = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -240,7 +262,9 @@ class Client:
         self.http = requests.Session()
         self.user_id = None
 
-    def call(self, method: str, path: str, body=None, key: str | None = None, retry_409=False) -> requests.Response:
+    def call(self, method: str, path: str, body=None, key: str | None = None, retry_409=False,
+             once=False) -> requests.Response | None:
+        """The final answer; with ``once``, the first answer (None: no answer) as a client that gives up."""
         deadline = time.monotonic() + self.patience
         attempt = 0
         while True:
@@ -258,6 +282,8 @@ class Client:
                     self.stats.setdefault("500 bodies", []).append(f"{method} {path}: {response.text[:300]}")
                 if response.status_code not in (502, 503, 504) and not (retry_409 and response.status_code == 409):
                     return response
+            if once:
+                return response
             if time.monotonic() > deadline:
                 raise GaveUp(f"{method} {path}: still unavailable after {self.patience}s")
             time.sleep(0.5 if response is None else min(2.0, float(response.headers.get("Retry-After", 1))))
@@ -275,7 +301,8 @@ class Client:
 
 
 class Workload:
-    PLANS = ("pay", "pay", "pay", "decline-then-pay", "never-pay", "cancel", "race")
+    #: pay-once: a buyer who sends the payment once and leaves whatever the answer (a 503, no answer)
+    PLANS = ("pay", "pay", "pay", "pay-once", "decline-then-pay", "never-pay", "cancel", "race")
 
     def __init__(self, cluster: Cluster, journeys: int, concurrency: int, seed: int = 7):
         self.cluster, self.minimum, self.concurrency = cluster, journeys, concurrency
@@ -313,22 +340,7 @@ class Workload:
             thread.join()
 
     def live(self, j: Journey) -> None:
-        run = uuid.uuid4().hex[:8]
-        seller, buyer = self.client(j.n), self.client(j.n + 1)
-        seller.signup(f"seller-{run}-{j.n}@example.com")
-        buyer.signup(f"buyer-{run}-{j.n}@example.com")
-        j.seller, j.buyer = seller.user_id, buyer.user_id
-        response = seller.call("POST", "/api/tickets", {"title": f"Show {j.n}", "price": 10 + j.n % 50},
-                               key=uuid.uuid4().hex)
-        assert response.status_code == 201, response.text
-        j.ticket_id = response.json()["id"]
-        j.told.append(("ticket", 201, j.ticket_id))
-
-        rival = None
-        if j.plan == "race":
-            rival = self.client(j.n + 2)
-            rival.signup(f"rival-{run}-{j.n}@example.com")
-        j.order_id = self.reserve(j, buyer, rival)
+        buyer = self.reserve_ticket(j)
         if j.order_id is None:
             return
         if j.plan == "never-pay":
@@ -345,6 +357,9 @@ class Workload:
             j.told.append(("payment", response.status_code, None))
             if response.status_code == 402:
                 j.declined = True
+        if j.plan == "pay-once":
+            self.pay_once(j, buyer)
+            return
         key = uuid.uuid4().hex
         response = buyer.call("POST", "/api/payments", {"token": "tok_visa", "orderId": j.order_id}, key=key,
                               retry_409=False)
@@ -358,6 +373,58 @@ class Workload:
                        else response.text[:200]))
         if response.status_code == 201:
             j.payment_id = response.json()["id"]
+
+    def pay_once(self, j: Journey, buyer: Client) -> None:
+        """A buyer who sends the payment once and leaves, whatever the answer (a 503, none at all)."""
+        response = buyer.call("POST", "/api/payments", {"token": "tok_visa", "orderId": j.order_id},
+                              key=uuid.uuid4().hex, once=True)
+        status = response.status_code if response is not None else "no answer"
+        j.told.append(("payment", status, response.json().get("id") if status == 201 else None))
+        if status == 201:
+            j.payment_id = response.json()["id"]
+
+    def reserved_orders(self, n: int) -> list[tuple[Journey, Client]]:
+        """``n`` journeys taken as far as an order (for a fault to pay them); their buyers."""
+        ready = []
+
+        def one():
+            with self.lock:
+                journey = Journey(len(self.journeys), "pay-once")
+                self.journeys.append(journey)
+            try:
+                buyer = self.reserve_ticket(journey)
+            except Exception as exc:  # recorded; the invariant table counts them
+                journey.error = f"{type(exc).__name__}: {exc}"
+                return
+            if journey.order_id is not None:
+                ready.append((journey, buyer))
+
+        threads = [threading.Thread(target=one, daemon=True) for _ in range(n)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return ready
+
+    def reserve_ticket(self, j: Journey) -> Client:
+        """A seller lists a ticket, the buyer orders it (``j.order_id``); the buyer's client."""
+        run = uuid.uuid4().hex[:8]
+        seller, buyer = self.client(j.n), self.client(j.n + 1)
+        seller.signup(f"seller-{run}-{j.n}@example.com")
+        buyer.signup(f"buyer-{run}-{j.n}@example.com")
+        j.seller, j.buyer = seller.user_id, buyer.user_id
+        response = seller.call("POST", "/api/tickets", {"title": f"Show {j.n}", "price": 10 + j.n % 50},
+                               key=uuid.uuid4().hex)
+        assert response.status_code == 201, response.text
+        j.ticket_id = response.json()["id"]
+        j.told.append(("ticket", 201, j.ticket_id))
+
+        rival = None
+        if j.plan == "race":
+            rival = self.client(j.n + 2)
+            rival.signup(f"rival-{run}-{j.n}@example.com")
+        j.order_id = self.reserve(j, buyer, rival)
+        return buyer
 
     def reserve(self, j: Journey, buyer: Client, rival: Client | None) -> str | None:
         """Order the ticket (the orders service learns of it by event: 404 until then)."""

@@ -15,13 +15,14 @@ from __future__ import annotations
 import os
 import threading
 import time
+from datetime import datetime, timezone
 
 import pytest
 
 from tests.support.fake_stripe import FakeStripe
 
 from .harness import SERVICES, Cluster, Workload, dump
-from .invariants import check, table, wait_until_settled
+from .invariants import OverdueWatch, check, table, wait_until_settled
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(1800)]
 
@@ -45,9 +46,10 @@ SETTINGS = {
 class Faults:
     """The fault schedule, run beside the workload; ``log`` says what was done when."""
 
-    def __init__(self, cluster: Cluster, fake_stripe: FakeStripe):
-        self.cluster, self.fake_stripe = cluster, fake_stripe
+    def __init__(self, cluster: Cluster, fake_stripe: FakeStripe, workload: Workload):
+        self.cluster, self.fake_stripe, self.workload = cluster, fake_stripe, workload
         self.log: list[str] = []
+        self.outages: list[tuple[datetime, datetime]] = []  # when the broker was away (wall clock)
         self.started = time.monotonic()
 
     def note(self, what: str) -> None:
@@ -65,14 +67,38 @@ class Faults:
         time.sleep(1.0)
         self.fake_stripe.delay = 0.0
 
+    def kill_payments_between_hold_and_charge(self, payers: int = 3) -> None:
+        """Buyers who pay once and leave send their payments while orders is paused, so payments waits
+        for the holds; both payments processes are killed meanwhile and orders resumed: it takes the
+        holds of payers that are dead (the tickets a dead payments worker used to strand until
+        ORDERS_HOLD_TIMEOUT_SECONDS; now released within PAYMENTS_HOLD_GRACE)."""
+        ready = self.workload.reserved_orders(payers)
+        self.cluster.wait_ready("payments")
+        orders = self.cluster.of("orders")
+        threads = [threading.Thread(target=self.workload.pay_once, args=pair, daemon=True) for pair in ready]
+        self.cluster.pause(orders)
+        try:
+            for thread in threads:
+                thread.start()
+            time.sleep(1.0)
+            self.note(f"kill -9 {', '.join(self.cluster.kill('payments'))} while {len(threads)} payers waited "
+                      "for their holds (orders paused)")
+            time.sleep(0.5)  # below INTERNAL_RPC_TIMEOUT: the hold requests are still wanted
+        finally:
+            self.cluster.resume(orders)
+        for thread in threads:
+            thread.join()
+
     def terminate_database_connections(self) -> None:
         self.note(f"pg_terminate_backend: {self.cluster.terminate_database_connections()} connections")
 
     def broker_outage(self, seconds: float) -> None:
+        cut = datetime.now(timezone.utc)
         self.cluster.link.cut()
         self.note(f"broker cut for {seconds:.0f} s")
         time.sleep(seconds)
         self.cluster.link.restore()
+        self.outages.append((cut, datetime.now(timezone.utc)))
         self.note("broker back")
 
     def run(self, rounds: int) -> None:
@@ -82,6 +108,8 @@ class Faults:
             self.kill_each_service(both=full_round)
             time.sleep(2)
             self.kill_payments_mid_charge()
+            time.sleep(3)
+            self.kill_payments_between_hold_and_charge()
             time.sleep(3)
             for _ in range(2 if not full_round else 4):
                 self.terminate_database_connections()
@@ -110,8 +138,8 @@ def cluster(rabbit_admin, postgres_admin, tmp_path, fake_stripe):
 
 
 def test_purchases_survive_kills_broker_outages_and_lost_database_connections(cluster, fake_stripe, tmp_path):
-    faults = Faults(cluster, fake_stripe)
     workload = Workload(cluster, journeys=120 if FULL else 30, concurrency=8 if FULL else 5)
+    faults = Faults(cluster, fake_stripe, workload)
     under_way = threading.Event()
     under_way.set()
 
@@ -121,13 +149,16 @@ def test_purchases_survive_kills_broker_outages_and_lost_database_connections(cl
         finally:
             under_way.clear()
 
+    watch = OverdueWatch(cluster)
+    watch.start()
     injector = threading.Thread(target=inject, daemon=True)
     injector.start()
     workload.run(keep_going=under_way)
     injector.join()
     busy = wait_until_settled(cluster, GRACE, timeout=120)
+    watch.stop()
     time.sleep(1)
-    rows = check(cluster, workload, fake_stripe, WINDOW, GRACE)
+    rows = check(cluster, workload, fake_stripe, WINDOW, GRACE, watch, faults.outages)
     dump(tmp_path / "journeys.json", workload)
 
     print("\nfaults:\n  " + "\n  ".join(faults.log))

@@ -116,3 +116,32 @@ def test_rpc_replies_are_sent_without_waiting_for_a_broker_confirm(monkeypatch):
     assert consumer.handle_result(message, {"ok": True}, None) == ({"ok": True}, None)
     assert published == [(False, {"result": {"ok": True}, "error": None}, "rpc.reply-1")]
     consumer.queue_consumer.ack_message.assert_called_once_with(message)
+
+
+def test_a_reply_that_cannot_be_published_is_logged_not_fatal(monkeypatch, caplog):
+    """The broker went away while the worker ran: nameko would kill the whole container (every
+    entrypoint of the service) on the reply's error. The request stays unacknowledged, so the broker
+    redelivers it once it is back (its deadline or request id keep it from a second effect)."""
+    from unittest import mock
+
+    from kombu.exceptions import OperationalError
+
+    from services.common import rpc
+
+    class BrokerGone:
+        def __init__(self, amqp_uri, use_confirms=None, **kwargs):
+            pass
+
+        def publish(self, payload, **kwargs):
+            raise OperationalError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr(rpc, "Publisher", BrokerGone)
+    consumer = rpc.RpcConsumer()
+    consumer.container = mock.Mock(config={"AMQP_URI": "memory://"})
+    consumer.queue_consumer = mock.Mock()
+    message = mock.Mock(properties={"content_type": "application/json", "reply_to": "rpc.reply-1",
+                                    "correlation_id": "c1"})
+    with caplog.at_level("WARNING", logger="services.common.rpc"):
+        assert consumer.handle_result(message, {"ok": True}, None) == ({"ok": True}, None)
+    consumer.queue_consumer.ack_message.assert_not_called()
+    assert "could not send the reply" in caplog.text

@@ -95,6 +95,32 @@ def test_a_broker_node_closing_the_connection_becomes_503(app):
             raise ConnectionForced("broker forced connection closure with reason 'shutdown'")
     pool._calls.shutdown(wait=True)  # the proxy is stopped off the request's thread
     assert proxy.stopped, "a proxy whose connection was closed is dropped, not reused"
+def test_every_request_the_gateway_sends_carries_its_deadline_rpc_timeout_away():
+    """The caller's patience travels with the request (header nameko.deadline), so a service drops a
+    request that waited in its queue longer than the gateway waited for the answer. A pooled proxy
+    checked out again carries the new request's deadline, not its previous one."""
+    import time
+
+    from gateway.rpc import RpcPool
+    from services.common.rpc import DEADLINE
+
+    class Proxy:
+        def __init__(self):
+            self.context_data = {}  # what nameko sends as headers of every call
+
+    pool, proxy = RpcPool({"AMQP_URI": "amqp://guest:guest@127.0.0.1:1/"}, timeout=4.0), Proxy()
+    pool._open = lambda: (proxy, proxy)
+    sent = []
+    for _ in range(2):
+        before = time.time()
+        with pool.client():
+            sent.append(proxy.context_data[DEADLINE])
+        assert before + 4.0 - 0.2 <= sent[-1] <= time.time() + 4.0
+        time.sleep(0.3)
+    assert sent[1] - sent[0] >= 0.3
+    pool.close()
+
+
 def test_a_503_tells_the_client_when_to_retry(client, rpc):
     def away(*args):
         raise ServiceUnavailable()
