@@ -103,7 +103,8 @@ class ConfirmedPublisher:
 
     Raises if any is not confirmed (then some may have been published: a repeat is a duplicate,
     which consumers drop). Connections are kept for reuse, one per concurrent caller; a
-    connection that failed is dropped and the batch tried once more on a new one."""
+    connection that failed is dropped and the batch tried once more on a new one, which tries
+    the next address of a cluster's list first."""
 
     #: idle connections kept for the next batches (one per worker that may publish at once)
     KEEP = 16
@@ -111,6 +112,15 @@ class ConfirmedPublisher:
     def __init__(self, amqp_uri: str, ssl=None, login_method=None):
         self.amqp_uri, self.ssl, self.login_method = amqp_uri, ssl, login_method
         self._idle: list[_ConfirmingLink] = []
+        self._addresses = [a for a in amqp_uri.split(";") if a.strip()] or [amqp_uri]
+        self._first = 0  # which address of a cluster's list a new connection tries first
+
+    def _next_uri(self) -> str:
+        """The address list starting where the last failure did not happen: a node that is shutting down
+        still accepts connections for a while and then closes them, so a new connection after a failure
+        tries the next node first instead of that one again."""
+        n = len(self._addresses)
+        return ";".join(self._addresses[(self._first + i) % n] for i in range(n))
 
     def publish(self, messages: list[Outgoing], timeout: float = CONFIRM_TIMEOUT) -> None:
         if not messages:
@@ -118,11 +128,13 @@ class ConfirmedPublisher:
         for attempt in (1, 2):
             link = self._idle.pop() if self._idle else None
             try:
-                link = link or _ConfirmingLink(self.amqp_uri, self.ssl, self.login_method)
+                link = link or _ConfirmingLink(self._next_uri(), self.ssl, self.login_method)
                 link.publish_all(messages, timeout)
             except BaseException as exc:
                 if link is not None:
                     link.close()
+                if not isinstance(exc, MessageNacked):
+                    self._first = (self._first + 1) % len(self._addresses)
                 if attempt == 2 or isinstance(exc, MessageNacked) or not isinstance(exc, Exception):
                     raise
                 # a kept connection the broker or the network dropped meanwhile
