@@ -34,8 +34,12 @@ does it:
 * ``at-most-once`` (the default): the queue's leader republishes the message
   itself, without confirms. Were the target unavailable at that moment (it
   is a quorum queue too: only if a majority of nodes is down) the message
-  would be lost, and the orders safety net cancels the order
-  ``ORDERS_EXPIRY_GRACE_SECONDS`` late.
+  would be lost. So is a message the leader dead-letters while its node is
+  being stopped (RabbitMQ 3.10.8: the node's ``rabbit`` application stops
+  before its Raft servers, and the leader crashes in the dead-letter copy
+  after the message has left the queue). An expiry lost either way is
+  cancelled by the orders safety net ``ORDERS_EXPIRY_GRACE_SECONDS`` late;
+  a lost retry of a failed event is left to its owner's safety nets.
 * ``at-least-once`` (``x-dead-letter-strategy``, which RabbitMQ only accepts
   with ``x-overflow: reject-publish``; feature flag ``stream_queue``): a
   message leaves the holding queue only once its target has confirmed it.
