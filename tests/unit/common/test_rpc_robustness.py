@@ -92,12 +92,23 @@ def test_every_service_answers_rpcs_with_the_deadline_aware_entrypoint():
                         assert type(entrypoint) is Rpc, f"{name}.{attribute.__name__}"
 
 
-def test_rpc_replies_are_sent_without_waiting_for_a_broker_confirm(monkeypatch):
-    """A reply goes to its caller's exclusive queue: a publisher confirm per reply buys nothing."""
+def replying_consumer(monkeypatch, publisher_class):
+    """An RPC consumer whose replies go through ``publisher_class``, and a request message to answer."""
     from unittest import mock
 
     from services.common import rpc
 
+    monkeypatch.setattr(rpc, "Publisher", publisher_class)
+    consumer = rpc.RpcConsumer()
+    consumer.container = mock.Mock(config={"AMQP_URI": "memory://"})
+    consumer.queue_consumer = mock.Mock()
+    message = mock.Mock(properties={"content_type": "application/json", "reply_to": "rpc.reply-1",
+                                    "correlation_id": "c1"})
+    return consumer, message
+
+
+def test_rpc_replies_are_sent_without_waiting_for_a_broker_confirm(monkeypatch):
+    """A reply goes to its caller's exclusive queue: a publisher confirm per reply buys nothing."""
     published = []
 
     class Recording:
@@ -107,12 +118,7 @@ def test_rpc_replies_are_sent_without_waiting_for_a_broker_confirm(monkeypatch):
         def publish(self, payload, **kwargs):
             published.append((self.use_confirms, payload, kwargs["routing_key"]))
 
-    monkeypatch.setattr(rpc, "Publisher", Recording)
-    consumer = rpc.RpcConsumer()
-    consumer.container = mock.Mock(config={"AMQP_URI": "memory://"})
-    consumer.queue_consumer = mock.Mock()
-    message = mock.Mock(properties={"content_type": "application/json", "reply_to": "rpc.reply-1",
-                                    "correlation_id": "c1"})
+    consumer, message = replying_consumer(monkeypatch, Recording)
     assert consumer.handle_result(message, {"ok": True}, None) == ({"ok": True}, None)
     assert published == [(False, {"result": {"ok": True}, "error": None}, "rpc.reply-1")]
     consumer.queue_consumer.ack_message.assert_called_once_with(message)
@@ -122,11 +128,7 @@ def test_a_reply_that_cannot_be_published_is_logged_not_fatal(monkeypatch, caplo
     """The broker went away while the worker ran: nameko would kill the whole container (every
     entrypoint of the service) on the reply's error. The request stays unacknowledged, so the broker
     redelivers it once it is back (its deadline or request id keep it from a second effect)."""
-    from unittest import mock
-
     from kombu.exceptions import OperationalError
-
-    from services.common import rpc
 
     class BrokerGone:
         def __init__(self, amqp_uri, use_confirms=None, **kwargs):
@@ -135,12 +137,7 @@ def test_a_reply_that_cannot_be_published_is_logged_not_fatal(monkeypatch, caplo
         def publish(self, payload, **kwargs):
             raise OperationalError("[Errno 111] Connection refused")
 
-    monkeypatch.setattr(rpc, "Publisher", BrokerGone)
-    consumer = rpc.RpcConsumer()
-    consumer.container = mock.Mock(config={"AMQP_URI": "memory://"})
-    consumer.queue_consumer = mock.Mock()
-    message = mock.Mock(properties={"content_type": "application/json", "reply_to": "rpc.reply-1",
-                                    "correlation_id": "c1"})
+    consumer, message = replying_consumer(monkeypatch, BrokerGone)
     with caplog.at_level("WARNING", logger="services.common.rpc"):
         assert consumer.handle_result(message, {"ok": True}, None) == ({"ok": True}, None)
     consumer.queue_consumer.ack_message.assert_not_called()
