@@ -193,6 +193,37 @@ class BoundedThreadWorker(gthread.ThreadWorker):
             self.pending_conns.append(conn)
             self.poller.register(client_sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn))
 
+    def on_pending_socket_readable(self, conn, client):
+        if self._closed_by_peer(client):
+            self._close_idle(conn, client, self.pending_conns)
+        else:
+            super().on_pending_socket_readable(conn, client)
+
+    def on_client_socket_readable(self, conn, client):
+        if self._closed_by_peer(client):
+            self._close_idle(conn, client, self.keepalived_conns)
+        else:
+            super().on_client_socket_readable(conn, client)
+
+    def _close_idle(self, conn, client, waiting) -> None:
+        """An idle connection the client closed: closed here, on the event loop. Handed to a thread
+        like a request, each took a place among the admitted ones until a thread got to it, so a
+        crowd of keep-alive connections closing at once (the end of a rush) had the next real
+        requests answered 503."""
+        self.poller.unregister(client)
+        waiting.remove(conn)
+        self.nr_conns -= 1
+        conn.close()
+
+    @staticmethod
+    def _closed_by_peer(sock) -> bool:
+        try:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True  # reset by the peer
+
     @staticmethod
     def _has_data(sock) -> bool:
         try:

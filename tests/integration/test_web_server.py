@@ -62,3 +62,17 @@ def test_silent_connections_do_not_hold_the_threads(server):
         for sock in silent:
             sock.close()
     assert process.poll() is None
+
+
+def test_idle_connections_closing_at_once_leave_no_503_behind(server):
+    """The end of a rush: a crowd of idle keep-alive connections closes together. They must not take
+    the places of admitted requests (4 here), or the next real request is turned away with a 503."""
+    port, process = server
+    for _ in range(3):
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(200)]
+        answered = [requests.get(f"http://127.0.0.1:{port}/api/ok", timeout=3).status_code]  # all accepted
+        for sock in idle:
+            sock.close()
+        answered += [requests.get(f"http://127.0.0.1:{port}/api/ok", timeout=3).status_code for _ in range(5)]
+        assert answered == [200] * 6, answered
+    assert process.poll() is None
