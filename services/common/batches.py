@@ -34,10 +34,9 @@ from functools import partial
 import eventlet
 from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import QueueConsumer
-from pydantic import ValidationError
 
 from . import events, logs
-from .handlers import EventHandler, InvalidMessage
+from .handlers import EventHandler, first_time, parse_event
 from .queues import Consumer
 
 log = logging.getLogger(__name__)
@@ -154,13 +153,7 @@ batch_consume = BatchConsumer.decorator
 
 def parse_all(event_name: str, batch: list[Delivery]) -> list[events.Event]:
     """Validate every payload of a batch; an invalid one fails the batch (then it alone is parked)."""
-    parsed = []
-    for delivery in batch:
-        try:
-            parsed.append(events.parse(event_name, delivery.payload))
-        except (ValidationError, TypeError, ValueError) as invalid:
-            raise InvalidMessage(f"{event_name} does not match its contract: {invalid}") from None
-    return parsed
+    return [parse_event(event_name, delivery.payload) for delivery in batch]
 
 
 def handles_batch(source_event: str, *, consumer: str, dedup: bool = False, **kwargs):
@@ -185,8 +178,7 @@ def handles_batch(source_event: str, *, consumer: str, dedup: bool = False, **kw
                         continue
                     seen.add(event.eventId)
                     with delivery.scope(source_event):
-                        if dedup and not tx.first_delivery(event, consumer=consumer):
-                            log.info("dropping duplicate %s %s", source_event, event.eventId)
+                        if dedup and not first_time(tx, source_event, event, consumer):
                             continue
                         results.append(method(self, tx, event))
             return results

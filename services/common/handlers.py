@@ -155,6 +155,23 @@ class EventHandler(TypedQueue, NamekoEventHandler):
 event_handler = EventHandler.decorator
 
 
+def parse_event(event_name: str, payload) -> events.Event:
+    """The payload as its contract's model; one that does not match is an :class:`InvalidMessage`
+    (parked, never retried)."""
+    try:
+        return events.parse(event_name, payload)
+    except (ValidationError, TypeError, ValueError) as invalid:
+        raise InvalidMessage(f"{event_name} does not match its contract: {invalid}") from None
+
+
+def first_time(tx, event_name: str, event: events.Event, consumer: str) -> bool:
+    """Record ``event`` as applied by ``consumer`` in ``tx``; False (and a log line) for a redelivery."""
+    if tx.first_delivery(event, consumer=consumer):
+        return True
+    log.info("dropping duplicate %s %s", event_name, event.eventId)
+    return False
+
+
 def applies_once(event_name: str, consumer: str):
     """Wrap ``method(self, tx, event)``: parse the payload, skip redeliveries, commit with the effect.
 
@@ -165,13 +182,9 @@ def applies_once(event_name: str, consumer: str):
     def decorate(method):
         @functools.wraps(method)
         def wrapper(self, payload):
-            try:
-                event = events.parse(event_name, payload)
-            except (ValidationError, TypeError, ValueError) as invalid:
-                raise InvalidMessage(f"{event_name} does not match its contract: {invalid}") from None
+            event = parse_event(event_name, payload)
             with self.store.transaction() as tx:
-                if not tx.first_delivery(event, consumer=consumer):
-                    log.info("dropping duplicate %s %s", event_name, event.eventId)
+                if not first_time(tx, event_name, event, consumer):
                     return None
                 return method(self, tx, event)
 
