@@ -57,14 +57,15 @@ def run_service(name: str) -> None:
     from nameko.cli.run import run
 
     from services.common import logs, resolver
-    from services.common.config import SCHEMA_MIGRATED, SERVICES_WITH_DATABASE
+    from services.common.config import SCHEMA_MIGRATED
 
     resolver.install()
     settings = settings_class(name).load()  # a bad value stops the service here, naming the setting
     config = settings.nameko_config()
     logs.setup(name, settings.log_level)
     service = service_class(name)
-    if name in SERVICES_WITH_DATABASE and migrate_in_child(name, settings.database_url()):
+    url = settings.database_url()  # None: a service without a database
+    if url is not None and migrate_in_child(name, url):
         config[SCHEMA_MIGRATED] = True
     supervise(name, lambda: run([service], config))
 

@@ -161,7 +161,6 @@ class BoundedThreadWorker(gthread.ThreadWorker):
         self.lingering: deque = deque()  # (deadline, conn) of half-closed connections, oldest first
 
     def init_process(self):
-        raise_fd_limit()
         settings = self.app.settings  # the WebServer's, read once by the master
         self.max_pending = settings.web_max_pending
         self.queue_timeout = settings.web_queue_timeout

@@ -197,7 +197,7 @@ class ServiceSettings(CommonSettings):
     db_max_overflow: int = setting(10, "connections beyond the pool when it is exhausted (PostgreSQL)",
                                    check=not_negative)
 
-    def database_url(self, environ: Mapping | None = None) -> str | None:
+    def database_url(self) -> str | None:
         """This service's database: its ``<SERVICE>_DATABASE_URL`` field, or a SQLite file under VAR_DIR
         (the directory is made); None for a service without a database."""
         if self.service is None or not hasattr(self, f"{self.service}_database_url"):
