@@ -19,14 +19,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from nameko.extensions import DependencyProvider
 
 from services.common.settings import settings_of
 
-if TYPE_CHECKING:
-    from .settings import PaymentsSettings
+from .settings import PaymentsSettings
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +184,6 @@ class PaymentProcessor(DependencyProvider):
     """Gives workers the processor the configuration asks for."""
 
     def setup(self):
-        from .settings import PaymentsSettings  # it imports the domain, which imports this module
 
         self.processor = processor_for(settings_of(self.container, PaymentsSettings))
 

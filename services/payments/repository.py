@@ -121,6 +121,6 @@ def owed_refunds(session, limit: int = 100) -> list[str]:
 
 
 def note_cancelled(tx, order_id: str, now: datetime) -> None:
-    if tx.session.get(CancelledOrder, order_id) is None:
-        tx.session.add(CancelledOrder(order_id=order_id, cancelled_at=now))
-        tx.session.flush()
+    """Remember a cancelled order once: ``INSERT … ON CONFLICT DO NOTHING``, so a redelivery, or
+    a duplicate handled at the same time by another worker, changes nothing."""
+    Store.upsert(tx.session, CancelledOrder.__table__, {"order_id": order_id, "cancelled_at": now})
