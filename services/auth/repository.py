@@ -78,7 +78,7 @@ def uncount(session, key: str) -> None:
 def token(session, token_hash: str, *, lock: bool = False) -> RefreshToken | None:
     """The refresh token with this hash; ``lock``: held until the transaction ends (rotation)."""
     query = select(RefreshToken).where(RefreshToken.token_hash == token_hash)
-    return session.scalars(query.with_for_update() if lock else query).first()
+    return session.scalars(Store.lock_rows(query) if lock else query).first()
 
 
 def revoke_family(session, family_id: str, now: datetime) -> None:

@@ -35,7 +35,7 @@ def lock_all(session, ticket_ids) -> list[Ticket]:
     """The tickets of ``ticket_ids`` that exist, locked in id order (two batches never wait on each
     other in a circle)."""
     ids = sorted({ticket_id for ticket_id in ticket_ids if is_valid_id(ticket_id)})
-    return session.scalars(select(Ticket).where(Ticket.id.in_(ids)).order_by(Ticket.id).with_for_update()).all()
+    return session.scalars(Store.lock_rows(select(Ticket).where(Ticket.id.in_(ids)).order_by(Ticket.id))).all()
 
 
 def by_request(session, request_id: str) -> Ticket | None:
