@@ -6,13 +6,10 @@ into the Flask app's config.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from services.common.config import require_secret
 from services.common.settings import CommonSettings, at_least_one, not_negative, positive, setting
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,7 +40,6 @@ class FrontendSettings(CommonSettings):
 def flask_config(settings: FrontendSettings) -> dict:
     """The Flask config of the frontend's app."""
     return {
-        "TICKETING_ENV": settings.ticketing_env,
         "GATEWAY_URL": settings.gateway_url,
         "GATEWAY_TIMEOUT": settings.gateway_timeout,
         "GATEWAY_PAGE_BUDGET": settings.gateway_page_budget,
@@ -51,7 +47,6 @@ def flask_config(settings: FrontendSettings) -> dict:
         "SECRET_KEY": settings.secret_key,
         "STRIPE_PUBLISHABLE_KEY": settings.stripe_publishable_key,
         "TICKETS_PAGE_SIZE": settings.tickets_page_size,
-        "PROXY_COUNT": settings.proxy_count,
         "SESSION_COOKIE_NAME": "frontend_session",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

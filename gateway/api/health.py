@@ -10,7 +10,7 @@ bp = Blueprint("health", __name__, url_prefix="/api")
 
 
 class Status(BaseModel):
-    """What a probe answers (``checks`` names each dependency's state)."""
+    """What a probe answers; ``/readyz`` also names each dependency's state under ``checks``."""
     status: str
 
 

@@ -1,4 +1,4 @@
-"""The tickets service's tables: tickets, plus its outbox and processed-event record."""
+"""The tickets service's tables: tickets, the cancellations it has seen, and its outbox."""
 from __future__ import annotations
 
 from datetime import datetime
