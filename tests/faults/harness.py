@@ -1,6 +1,7 @@
 """The fault suite's machinery: a cluster of real processes, a cuttable broker link, a workload, faults.
 
-* :class:`BrokerLink` — a TCP proxy (tests/support/tcp_proxy.py) in front of the machine's RabbitMQ. ``cut()``
+* the broker link — a TCP proxy in a process of its own (:class:`tests.support.tcp_proxy.ProxyProcess`) in
+  front of the machine's RabbitMQ. ``cut()``
   closes every connection through it and refuses new ones (the broker is gone,
   for the app); ``restore()`` lets them through again. The machine's RabbitMQ
   itself is never touched.
@@ -33,25 +34,11 @@ import requests
 
 from services.common.net import free_port
 from tests.support import live
-from tests.support.tcp_proxy import BROKER, ProxyProcess
+from tests.support.tcp_proxy import ProxyProcess
 
 ROOT = Path(__file__).parents[2]
 SERVICES = ("auth", "tickets", "orders", "expiration", "payments", "confirmation")
 DATABASES = ("auth", "tickets", "orders", "payments", "confirmation")
-
-
-# -- the broker link --------------------------------------------------------------------
-
-class BrokerLink(ProxyProcess):
-    """The app's way to the broker: a TCP proxy in a process of its own that a test can cut."""
-
-    def __init__(self, upstream=BROKER):
-        super().__init__(free_port(), upstream)
-        self.cuts = 0
-
-    def cut(self) -> None:
-        super().cut()
-        self.cuts += 1
 
 
 # -- the cluster ------------------------------------------------------------------------
@@ -80,11 +67,16 @@ class Proc:
         self.killed_by_us = False
         self.starts += 1
 
-    def kill(self) -> None:
-        with self.lock:  # the watcher restarts it; it must know this death was ours
+    def send_signal(self, sig: int, *, killing: bool = False) -> None:
+        """Send ``sig`` to its process group if it runs; under the lock, so the watcher cannot start
+        it again behind our back, and it knows a death was ours (``killing``)."""
+        with self.lock:
             if self.process and self.process.poll() is None:
-                self.killed_by_us = True
-                os.killpg(self.process.pid, signal.SIGKILL)
+                self.killed_by_us = self.killed_by_us or killing
+                os.killpg(self.process.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL, killing=True)
 
     def ready(self) -> bool:
         try:
@@ -98,7 +90,7 @@ class Cluster:
         self.workdir, self.rabbit_admin, self.postgres_admin = workdir, rabbit_admin, postgres_admin
         self.vhost = f"ticketing-faults-{run_id}-{uuid.uuid4().hex[:6]}"
         rabbit_admin.create_vhost(self.vhost)
-        self.link = BrokerLink()
+        self.link = ProxyProcess(free_port())  # to the machine's RabbitMQ
         label = uuid.uuid4().hex[:6]
         self.database_urls = {name: postgres_admin.create_database(f"f{label}_{name}") for name in DATABASES}
         self.database_names = [url.rsplit("/", 1)[1] for url in self.database_urls.values()]
@@ -181,15 +173,11 @@ class Cluster:
     def pause(self, procs: list[Proc]) -> None:
         """SIGSTOP: alive (connections open, nothing answered) until :meth:`resume`."""
         for proc in procs:
-            with proc.lock:
-                if proc.process and proc.process.poll() is None:
-                    os.killpg(proc.process.pid, signal.SIGSTOP)
+            proc.send_signal(signal.SIGSTOP)
 
     def resume(self, procs: list[Proc]) -> None:
         for proc in procs:
-            with proc.lock:
-                if proc.process and proc.process.poll() is None:
-                    os.killpg(proc.process.pid, signal.SIGCONT)
+            proc.send_signal(signal.SIGCONT)
 
     def terminate_database_connections(self) -> int:
         with psycopg.connect(self.postgres_admin.admin_url, autocommit=True) as conn:
@@ -209,9 +197,7 @@ class Cluster:
     def stop(self) -> None:
         self._watching = False
         for proc in self.procs:
-            with proc.lock:  # the watcher cannot start it again behind our back
-                if proc.process and proc.process.poll() is None:
-                    os.killpg(proc.process.pid, signal.SIGTERM)
+            proc.send_signal(signal.SIGTERM)
         for proc in self.procs:
             try:
                 proc.process.wait(timeout=15)
