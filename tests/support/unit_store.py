@@ -42,11 +42,10 @@ class UnitStore(StoreApi):
     def __init__(self, provider, db):
         super().__init__(provider, db)
         self.published: list[tuple[str, dict]] = []
-        self._sessions = sessionmaker(bind=provider.engine, class_=Session, expire_on_commit=False)
 
     def session(self) -> Session:
         """A session of the test's own (the caller commits and closes it)."""
-        return self._sessions()
+        return self._db.Session()
 
     def begin(self) -> UnitTransaction:
         """A transaction on a new session, left to the test to commit."""

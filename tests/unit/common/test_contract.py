@@ -114,14 +114,13 @@ def test_a_handler_needs_a_consumer_name():
             handlers.handles(events.ORDER_CANCELLED, consumer=bad)(lambda self, tx, event: None)
 
 
-def test_the_consumer_name_not_the_method_name_keys_deduplication_and_the_queue(tmp_path):
+def test_the_consumer_name_not_the_method_name_keys_deduplication_and_the_queue(make_store):
     """A method renamed in a release keeps its queue and finds the events it applied before."""
-    from tests.support.unit_store import unit_store
-
     applied = []
+    orders_store = make_store("orders")
 
     class Before:
-        store = unit_store("orders", f"sqlite:///{tmp_path / 'orders.db'}")
+        store = orders_store
 
         @handlers.handles(events.PAYMENT_CREATED, consumer="on_payment_created")
         def on_payment_created(self, tx, event):

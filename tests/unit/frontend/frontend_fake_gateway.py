@@ -10,7 +10,7 @@ messages). What the gateway itself does is the gateway's own code: its cookie
 names, body parsing and validation (the request models of
 services/common/validation.py), its cross-site guards, id checks, page limit and
 error bodies, and the sandbox card processor decides what a card token does.
-tests/unit/frontend/test_fake_gateway_contract.py and
+tests/unit/gateway/test_fake_gateway_contract.py and
 tests/e2e/test_fake_gateway_contract.py hold it to the real gateway.
 """
 from __future__ import annotations

@@ -11,12 +11,7 @@ from tests.unit.frontend.frontend_pages_helpers import Visitor, text
 from frontend.api import _parse_set_cookie, encode_json
 from frontend.app import create_app
 from frontend.money import format_money, parse_price
-
-
-def closed_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from services.common.net import free_port  # nothing listens there
 
 
 @pytest.fixture
@@ -56,7 +51,7 @@ def assert_friendly_503(response):
 
 @pytest.mark.parametrize("path", ["/", "/tickets/abc", "/auth/signin", "/orders"])
 def test_gateway_down_gives_a_friendly_page_at_once(path):
-    app = create_app({"GATEWAY_URL": f"http://127.0.0.1:{closed_port()}", "SECRET_KEY": "frontend-unit-secret-0123456789abcdef"})
+    app = create_app({"GATEWAY_URL": f"http://127.0.0.1:{free_port()}", "SECRET_KEY": "frontend-unit-secret-0123456789abcdef"})
     client = app.test_client()
     client.set_cookie("ticketing_access", "abc")  # a signed-in browser: the page must ask the gateway
     started = time.monotonic()
@@ -114,7 +109,7 @@ def test_a_payment_that_times_out_links_back_to_the_order(make_app, fake):
 
 
 def test_healthz_answers_without_the_gateway():
-    app = create_app({"GATEWAY_URL": f"http://127.0.0.1:{closed_port()}", "SECRET_KEY": "frontend-unit-secret-0123456789abcdef"})
+    app = create_app({"GATEWAY_URL": f"http://127.0.0.1:{free_port()}", "SECRET_KEY": "frontend-unit-secret-0123456789abcdef"})
     response = app.test_client().get("/healthz")
     assert response.status_code == 200 and response.get_data(as_text=True) == "ok"
 

@@ -7,7 +7,6 @@ from services.common import events
 from services.payments import repository
 from services.payments.domain import (IllegalTransition, OutcomeKind, State, Transition, TRANSITIONS, _close, closing,
                                       reachable, transition)
-from tests.support.unit_store import unit_store
 
 
 def test_every_state_of_the_table_is_reachable_from_a_new_attempt():
@@ -58,8 +57,8 @@ def test_what_an_outcome_does_to_a_pending_attempt(kind, first_send, abandon, mo
     assert closing(kind, first_send=first_send, abandon=abandon) is move
 
 
-def test_the_store_moves_an_attempt_only_from_where_the_move_starts(tmp_path):
-    store = unit_store("payments", f"sqlite:///{tmp_path / 'payments.db'}")
+def test_the_store_moves_an_attempt_only_from_where_the_move_starts(make_store):
+    store = make_store("payments")
     with store.transaction() as tx:
         attempt = repository.add(tx, order_id="c" * 32, number=1, idempotency_key="order-c-1", token="tok_visa",
                                request=None, now=events.utcnow())
