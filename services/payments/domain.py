@@ -49,8 +49,9 @@ anyway (orders' stale-hold timer), a new payment takes the hold again and
 answers 409 until reconciliation has settled the pending attempt
 (:func:`check_can_open`).
 
-The life of a charge attempt is the table :data:`TRANSITIONS`; a move that is
-not in it raises :class:`IllegalTransition`.
+The life of a charge attempt is the table :class:`Transition` (a row per move: from,
+to, the event it causes); every move goes through :meth:`Transition.check`, and one
+that does not start where the attempt is raises :class:`IllegalTransition`.
 """
 from __future__ import annotations
 
@@ -114,7 +115,7 @@ UNSETTLED = frozenset({State.HOLDING, State.PENDING, State.ABANDONED, State.SUCC
 
 
 class IllegalTransition(Exception):
-    """A move of a charge attempt that :data:`TRANSITIONS` does not have."""
+    """A move of a charge attempt that :class:`Transition` does not have."""
 
 
 class Transition(Enum):
@@ -155,31 +156,6 @@ class Transition(Enum):
         if current is not self.source:
             raise IllegalTransition(f"{self.name} moves a charge attempt from {self.source}, not from {current}")
         return self.target
-
-
-#: the lifecycle as a table: (from, to) -> the named move
-TRANSITIONS = {(t.source, t.target): t for t in Transition}
-
-
-def transition(source: str | None, target: str) -> Transition:
-    """The move from ``source`` to ``target``; :class:`IllegalTransition` if the table has none."""
-    try:
-        return TRANSITIONS[(None if source is None else State(source), State(target))]
-    except (KeyError, ValueError):
-        raise IllegalTransition(f"a charge attempt cannot move from {source} to {target}") from None
-
-
-def reachable() -> set[State]:
-    """Every state a new attempt can get to by moves of the table."""
-    seen: set[State] = set()
-    frontier: list[State | None] = [None]
-    while frontier:
-        source = frontier.pop()
-        for move in Transition:
-            if move.source is source and move.target not in seen:
-                seen.add(move.target)
-                frontier.append(move.target)
-    return seen
 
 
 def _close(attempt, move: Transition, now: datetime, **values) -> dict:
