@@ -16,6 +16,7 @@ from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
 
 from services.common import events, logs
+from services.common.broker import DUE_QUEUE
 from services.common.confirms import ConfirmedPublisher, Outgoing
 from services.common.delays import DelayedDelivery, durable_queue
 from services.common.settings import settings_of
@@ -24,7 +25,6 @@ from . import domain
 
 log = logging.getLogger(__name__)
 
-DUE_QUEUE = "expiration.due"
 
 
 def due_queue():
@@ -32,11 +32,9 @@ def due_queue():
 
 
 class ExpirySchedule(DependencyProvider):
-    """``self.schedule.expire_at(order_id, expires_at)``: put (or put back) an expiry on the ladder.
-
-    In batches: :meth:`plan` says what to publish for each expiry (its next hop, or
-    ``expiration:complete`` once due), and :meth:`publish` sends them all
-    with one wait for the broker's confirms."""
+    """Puts (or puts back) expiries on the ladder, in batches: :meth:`plan` says what to publish
+    for each expiry (its next hop, or ``expiration:complete`` once due), and :meth:`publish`
+    sends them all with one wait for the broker's confirms."""
 
     def setup(self):
         settings = settings_of(self.container)
@@ -49,15 +47,6 @@ class ExpirySchedule(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self
-
-    def expire_at(self, order_id: str, expires_at: str) -> bool:
-        """Schedule the next hop; False if it is due already (the caller publishes at once)."""
-        hop = self.next_hop(order_id, expires_at)
-        if hop is None:
-            return False
-        # the correlation id rides along in the headers, so the cancellation logs it too
-        self.delivery.send_later(DUE_QUEUE, {"orderId": order_id, "expiresAt": expires_at}, hop, logs.headers())
-        return True
 
     def next_hop(self, order_id: str, expires_at: str) -> int | None:
         """The holding queue's delay for the next hop of this expiry; None once it is due."""

@@ -81,11 +81,6 @@ def reserve(tx, ticket_id: str, order_id: str) -> None:
         _changed(tx, ticket)
 
 
-def release(tx, ticket_id: str, order_id: str) -> None:
-    """order:cancelled — back on sale if that order holds it (not another one, and not sold)."""
-    release_all(tx, [(ticket_id, order_id)])
-
-
 def release_cancelled(store, cancelled: list[tuple[str, str]], announcing=None) -> None:
     """A batch of order:cancelled, (ticket id, order id) pairs: their tickets released in one transaction."""
     with store.transaction() as tx:
@@ -93,7 +88,8 @@ def release_cancelled(store, cancelled: list[tuple[str, str]], announcing=None) 
 
 
 def release_all(tx, cancelled: list[tuple[str, str]], announcing=None) -> None:
-    """:func:`release` for many (ticket id, order id) pairs: a few statements for all of them.
+    """order:cancelled for (ticket id, order id) pairs: each ticket back on sale if that order holds it
+    (not another one, and not sold), in a few statements for all of them.
 
     Every cancellation is recorded (so that a late order:created reserves nothing); the tickets
     are locked in id order. ``announcing(order_id)``: a context manager around the emit of the

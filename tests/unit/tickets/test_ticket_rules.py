@@ -44,7 +44,7 @@ def test_every_change_bumps_the_version_and_announces_it(tx):
     ticket = service_layer.list_ticket(tx, ALICE, "Show", 10)
     service_layer.edit_ticket(tx, ticket.id, ALICE, "Show 2", 11)
     service_layer.reserve(tx, ticket.id, ORDER)
-    service_layer.release(tx, ticket.id, ORDER)
+    service_layer.release_all(tx, [(ticket.id, ORDER)])
     assert ticket.version == 3
     assert [(name, payload["version"]) for name, payload in tx.emitted] == [
         (events.TICKET_CREATED, 0), (events.TICKET_UPDATED, 1), (events.TICKET_UPDATED, 2),
@@ -54,10 +54,10 @@ def test_every_change_bumps_the_version_and_announces_it(tx):
 def test_release_by_another_order_or_after_sale_changes_nothing(tx):
     ticket = service_layer.list_ticket(tx, ALICE, "Show", 10)
     service_layer.reserve(tx, ticket.id, ORDER)
-    service_layer.release(tx, ticket.id, "d" * 32)
+    service_layer.release_all(tx, [(ticket.id, "d" * 32)])
     assert ticket.order_id == ORDER
     service_layer.mark_sold(tx, ticket.id, ORDER)
-    service_layer.release(tx, ticket.id, ORDER)
+    service_layer.release_all(tx, [(ticket.id, ORDER)])
     assert ticket.order_id == ORDER and ticket.sold_at is not None
 
 
@@ -106,7 +106,7 @@ OTHER = "d" * 32
 
 def test_a_cancellation_before_its_creation_never_leaves_the_ticket_reserved(tx):
     ticket = service_layer.list_ticket(tx, ALICE, "Show", 10)
-    service_layer.release(tx, ticket.id, ORDER)  # order:cancelled overtook order:created
+    service_layer.release_all(tx, [(ticket.id, ORDER)])  # order:cancelled overtook order:created
     service_layer.reserve(tx, ticket.id, ORDER)
     assert ticket.order_id is None and ticket.version == 0
     service_layer.reserve(tx, ticket.id, OTHER)  # the next buyer's order still gets it
@@ -121,7 +121,7 @@ def test_a_ticket_held_by_another_order_waits_for_that_orders_cancellation(tx):
     with pytest.raises(NotYetApplicable):
         service_layer.reserve(tx, ticket.id, OTHER)  # not overwritten
     assert ticket.order_id == ORDER
-    service_layer.release(tx, ticket.id, ORDER)
+    service_layer.release_all(tx, [(ticket.id, ORDER)])
     service_layer.reserve(tx, ticket.id, OTHER)  # the retry, after ORDER's cancellation
     assert ticket.order_id == OTHER
 
