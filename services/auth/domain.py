@@ -29,14 +29,11 @@ DEFAULTS = AuthSettings()
 #: Sign-in attempts are counted per email and per client address *before* the password is
 #: checked (so a burst of parallel guesses is counted too); a success forgets them again.
 #: Per email, the first FREE_ATTEMPTS_PER_EMAIL are free, then each further attempt must wait a
-#: delay that doubles up to MAX_EMAIL_DELAY: slow for a guesser, never a long lockout of the owner.
+#: delay that doubles up to ``AUTH_MAX_EMAIL_DELAY_SECONDS``: slow for a guesser, never a long
+#: lockout of the owner. Per client address, a hard limit per window (``AUTH_MAX_FAILURES_PER_CLIENT``:
+#: an attacker's own address, not a victim's account), and one of sign-ups
+#: (``AUTH_MAX_SIGNUPS_PER_CLIENT``: each costs a memory-hard hash).
 FREE_ATTEMPTS_PER_EMAIL = 5
-#: (``AUTH_MAX_EMAIL_DELAY_SECONDS``)
-MAX_EMAIL_DELAY = timedelta(seconds=DEFAULTS.auth_max_email_delay_seconds)
-#: per client address, a hard limit per window (an attacker's own address, not a victim's account)
-MAX_FAILURES_PER_CLIENT = DEFAULTS.auth_max_failures_per_client
-#: sign-ups per client address per window (each costs a memory-hard hash)
-MAX_SIGNUPS_PER_CLIENT = DEFAULTS.auth_max_signups_per_client
 FAILURE_WINDOW = timedelta(minutes=15)
 #: an address or a test label; anything longer is not an address
 MAX_CLIENT_LENGTH = 64
@@ -96,7 +93,7 @@ def client_key(client) -> str | None:
     return str(client)[:MAX_CLIENT_LENGTH] if client else None
 
 
-def email_delay(attempts: int, longest: timedelta = MAX_EMAIL_DELAY) -> timedelta:
+def email_delay(attempts: int, longest: timedelta) -> timedelta:
     """How long the next attempt on an email waits after ``attempts`` in the window (at most ``longest``)."""
     if attempts < FREE_ATTEMPTS_PER_EMAIL:
         return timedelta(0)

@@ -85,7 +85,7 @@ def test_attempts_on_one_email_wait_a_growing_delay_never_a_lockout(store):
         attempt(store, client="10.0.1.2")
     # the service layer's transaction rolled back: a refused attempt is not counted
     assert counter(store).count == domain.FREE_ATTEMPTS_PER_EMAIL
-    assert [domain.email_delay(n).total_seconds() for n in range(4, 13)] == [0, 1, 2, 4, 8, 16, 32, 60, 60]
+    assert [domain.email_delay(n, timedelta(seconds=60)).total_seconds() for n in range(4, 13)] == [0, 1, 2, 4, 8, 16, 32, 60, 60]
 
 
 def test_the_owner_gets_in_once_the_short_delay_has_passed_and_the_counter_is_forgotten(store):
@@ -101,7 +101,7 @@ def test_the_owner_gets_in_once_the_short_delay_has_passed_and_the_counter_is_fo
 
 
 def test_repeated_attempts_from_one_client_are_throttled(store):
-    for n in range(domain.MAX_FAILURES_PER_CLIENT):
+    for n in range(domain.DEFAULTS.auth_max_failures_per_client):
         attempt(store, f"user{n}@example.com", "9.9.9.9")
     with pytest.raises(TooManyRequests):
         attempt(store, "fresh@example.com", "9.9.9.9")
@@ -113,14 +113,14 @@ def test_the_throttle_window_passes(store):
         with store.transaction() as tx:
             return repository.count(tx.session, "client:9.9.9.9", domain.utcnow(), domain.FAILURE_WINDOW)
 
-    for _ in range(domain.MAX_FAILURES_PER_CLIENT):
+    for _ in range(domain.DEFAULTS.auth_max_failures_per_client):
         count()
     set_counter(store, "client:9.9.9.9", window_started_at=lambda at: at - domain.FAILURE_WINDOW - timedelta(seconds=1))
     assert count()[0] == 1
 
 
 def test_signups_per_client_are_throttled(store):
-    for _ in range(domain.MAX_SIGNUPS_PER_CLIENT):
+    for _ in range(domain.DEFAULTS.auth_max_signups_per_client):
         auth.count_signup(store, "7.7.7.7")
     with pytest.raises(TooManyRequests):
         auth.count_signup(store, "7.7.7.7")
@@ -133,9 +133,9 @@ def test_the_throttle_rules_need_no_database():
     assert domain.email_throttle(3, now - timedelta(seconds=1), now) == timedelta(0)
     with pytest.raises(TooManyRequests, match="try again in 3 seconds"):
         domain.email_throttle(3, now + timedelta(seconds=2), now)
-    domain.check_client_attempts(domain.MAX_FAILURES_PER_CLIENT, domain.MAX_FAILURES_PER_CLIENT)
+    domain.check_client_attempts(domain.DEFAULTS.auth_max_failures_per_client, domain.DEFAULTS.auth_max_failures_per_client)
     with pytest.raises(TooManyRequests):
-        domain.check_client_attempts(domain.MAX_FAILURES_PER_CLIENT + 1, domain.MAX_FAILURES_PER_CLIENT)
+        domain.check_client_attempts(domain.DEFAULTS.auth_max_failures_per_client + 1, domain.DEFAULTS.auth_max_failures_per_client)
     assert domain.client_key("x" * 100) == "x" * domain.MAX_CLIENT_LENGTH and domain.client_key("") is None
 
 
