@@ -172,14 +172,10 @@ def _log_release(order: Order, released: bool) -> None:
 
 # -- events ----------------------------------------------------------------------------
 
-def expire(tx, order_id: str, now: datetime | None = None) -> bool:
-    """expiration:complete (and the safety net): cancel the order only if it is still ``created``
-    and its time is up. True if it was cancelled; an unknown or malformed id is nothing to do."""
-    return order_id in expire_all(tx, [order_id], now)
-
-
 def expire_all(tx, order_ids, now: datetime | None = None, announcing=None) -> list[str]:
-    """:func:`expire` for many orders in one UPDATE; returns the ids of those it cancelled.
+    """expiration:complete (and the safety net): cancel each order that is still ``created`` and
+    whose time is up, all in one UPDATE; returns the ids of those it cancelled (an unknown or
+    malformed id is nothing to do).
 
     ``announcing(order_id)``: a context manager around the emit of that order's order:cancelled
     (e.g. the log context of the message that asked for it)."""
@@ -272,19 +268,25 @@ def cancel_overdue(store, grace_seconds: float, now: datetime | None = None) -> 
     cutoff = domain.overdue_cutoff(grace_seconds, now or events.utcnow())
     with store.read() as session:
         overdue = repository.overdue_ids(session, cutoff)
-    for order_id in overdue:
-        try:
-            # each cancellation its own story: its id goes with order:cancelled to tickets
-            with logs.scope(correlation_id=logs.new_correlation_id(), order_id=order_id):
-                with store.transaction() as tx:
-                    cancelled = expire(tx, order_id)
-                if cancelled:
-                    moved(CANCELLED, "safety_net")
-                    log.warning("safety net: cancelled order %s, over %ss past its expiresAt "
-                                "(expiry message lost?)", order_id, grace_seconds)
-        except Exception:
-            log.exception("safety net could not cancel order %s; next round", order_id,
-                          extra={"order_id": order_id})
+    if not overdue:
+        return
+    # each cancellation its own story: its id goes with order:cancelled to tickets
+    stories = {order_id: logs.new_correlation_id() for order_id in overdue}
+
+    def story(order_id):
+        return logs.scope(correlation_id=stories[order_id], order_id=order_id)
+
+    try:
+        with store.transaction() as tx:
+            cancelled = expire_all(tx, overdue, announcing=story)
+    except Exception:
+        log.exception("safety net could not cancel %d overdue orders; next round", len(overdue))
+        return
+    for order_id in cancelled:
+        moved(CANCELLED, "safety_net")
+        with story(order_id):
+            log.warning("safety net: cancelled order %s, over %ss past its expiresAt (expiry message lost?)",
+                        order_id, grace_seconds)
 
 
 def release_stale_holds(store, payments, hold_seconds: float, now: datetime | None = None) -> None:
