@@ -53,6 +53,16 @@ def vhost_of(amqp_uri: str) -> str:
     return unquote(urlparse(amqp_uri).path[1:])
 
 
+
+def publish_event(amqp_uri: str, service: str, name: str, payload) -> None:
+    """Publish ``payload`` as event ``name`` of ``service`` (on ``<service>.events``), as the service
+    would, or as a broken one would: the payload is sent as it is, valid or not."""
+    exchange = Exchange(f"{service}.events", type="topic", durable=True)
+    with Connection(amqp_uri) as connection:
+        connection.Producer().publish(payload, exchange=exchange, routing_key=name, declare=[exchange],
+                                      serializer="json")
+
+
 class EventTap:
     """Binds a private queue to services' event exchanges and records (arrival time, name, payload)."""
 

@@ -18,7 +18,7 @@ from kombu import Connection, Exchange
 
 from services.common import events
 
-from tests.e2e.orders_support import list_ticket, order, signup, wait_for
+from tests.e2e.orders_support import list_ticket, order, publish_event, signup, wait_for
 from tests.integration.test_expiration_service import order_created
 
 pytestmark = pytest.mark.e2e
@@ -221,11 +221,8 @@ def test_ticketing_status_reports_readiness_queues_and_errors(app):
     """A poison event (its version is no number) is parked by orders: `ticketing status` shows every
     component ready, the parked message among the queue depths, and orders' error line about it."""
     marker = uuid.uuid4().hex
-    with Connection(app.env["AMQP_URI"]) as connection:
-        exchange = Exchange("tickets.events", type="topic", durable=True)
-        connection.Producer().publish({"eventId": marker, "id": marker, "version": "not a number"},
-                                      exchange=exchange, routing_key=events.TICKET_UPDATED, declare=[exchange],
-                                      serializer="json")
+    publish_event(app.env["AMQP_URI"], "tickets", events.TICKET_UPDATED,
+                  {"eventId": marker, "id": marker, "version": "not a number"})
     parked_queue = "evt-tickets-ticket:updated--orders.on_ticket_updated.parked"
 
     def status(*args):

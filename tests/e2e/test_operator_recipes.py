@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from kombu import Connection, Exchange
 
-from tests.e2e.orders_support import list_ticket, order, signup, wait_for
+from tests.e2e.orders_support import list_ticket, order, publish_event, signup, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -191,11 +190,8 @@ def test_list_replay_and_drop_a_parked_message(app, world):
     """A poison ticket:updated (its version is no number) is parked by orders at once; the operator sees it,
     replays it (still poison: parked again, under a new id) and drops it."""
     marker = uuid.uuid4().hex
-    with Connection(app.env["AMQP_URI"]) as connection:
-        exchange = Exchange("tickets.events", type="topic", durable=True)
-        connection.Producer().publish({"eventId": marker, "id": marker, "version": "not a number"},
-                                      exchange=exchange, routing_key="ticket:updated", declare=[exchange],
-                                      serializer="json")
+    publish_event(app.env["AMQP_URI"], "tickets", "ticket:updated",
+                  {"eventId": marker, "id": marker, "version": "not a number"})
 
     def parked_ids():
         return [line.split()[0] for line in printed_lines(run_in_shell(app, recipe("list-parked")))

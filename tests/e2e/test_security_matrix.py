@@ -59,6 +59,16 @@ def fill(value, world):
     return value
 
 
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.")
+
+
+def assert_no_leak(log: str, secrets) -> None:
+    """No secret, and nothing shaped like a JWT, in ``log``."""
+    leaked = sorted(s for s in secrets if s in log)
+    assert not leaked, f"secrets in the log: {[s[:12] + '…' for s in leaked]}"
+    assert not JWT.search(log), "a JWT in the log"
+
+
 @pytest.mark.parametrize("method,path,body,expected", MATRIX, ids=[f"{m} {p}" for m, p, _, _ in MATRIX])
 def test_authorization_matrix(app, world, method, path, body, expected):
     for who, status in expected.items():
@@ -127,12 +137,7 @@ def test_the_log_of_the_whole_run_holds_no_password_token_card_token_or_key(app,
             {"JWT_PRIVATE_KEY_FILE": "jwt-private.pem", "SECRET_KEY_FILE": "secret-key"}[name]))
         content = Path(path).read_text().strip()
         secrets.update(line for line in content.splitlines() if len(line) > 20 and "-----" not in line)
-    leaked = sorted(s for s in secrets if s in log)
-    assert not leaked, f"secrets in the log: {[s[:12] + '…' for s in leaked]}"
-    assert not re.search(r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.", log), "a JWT in the log"
-
-
-JWT = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.")
+    assert_no_leak(log, secrets)
 
 
 def test_with_real_processors_the_log_holds_no_api_key_card_token_password_or_token(app_factory):
@@ -163,9 +168,7 @@ def test_with_real_processors_the_log_holds_no_api_key_card_token_password_or_to
         assert "DEBUG" in log
         secrets = {stripe_key, sendgrid_key, "tok_visa", "tok_chargeDeclined", "secret-pass", "not-my-password",
                    *(v for session in (seller, buyer) for v in session.cookies.values() if v)}
-        leaked = sorted(s for s in secrets if s in log)
-        assert not leaked, f"secrets in the log: {[s[:12] + '…' for s in leaked]}"
-        assert not JWT.search(log), "a JWT in the log"
+        assert_no_leak(log, secrets)
     finally:
         stripe.stop()
         sendgrid.stop()
