@@ -64,6 +64,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from bench import crowd, wrk  # noqa: E402
 from bench.procs import Sampler  # noqa: E402
 from services.common.net import free_port  # noqa: E402
+from services.common.settings import CommonSettings  # noqa: E402
 from tests.e2e.orders_support import EventTap, vhost_of  # noqa: E402
 from tests.support.live import LiveApp  # noqa: E402
 from tests.support.postgres import PostgresAdmin  # noqa: E402
@@ -519,7 +520,7 @@ def run(args, rabbit: RabbitAdmin, brokers: tuple[str, ...]) -> None:
     results: dict = {"quick": args.quick, "sizes": asdict(sizes), "targets_defined": TARGETS,
                      "started": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(started)),
                      "machine": {"cores": os.cpu_count(), "loadavg": os.getloadavg()[0]}, "workdir": str(workdir),
-                     "queue_type": os.environ.get("QUEUE_TYPE") or "classic",
+                     "queue_type": CommonSettings.load().queue_type,
                      "broker": "own node" if args.own_broker else "the machine's"}
     bench = Bench(sizes, workdir, rabbit, brokers)
     bench.results = results

@@ -12,6 +12,7 @@ import re
 import pytest
 
 from .support import (
+    AUTH_BASE_MIB,
     CHART,
     DATABASE_SERVICES,
     DEPLOYED,
@@ -867,8 +868,6 @@ def test_values_schema_rejects_mistakes(values):
         render(values)
 
 
-#: the auth process without a password hash running, measured (services/auth/passwords.py)
-AUTH_BASE_MIB = 95
 
 
 def mebibytes(quantity: str) -> float:
