@@ -38,8 +38,8 @@ class Outgoing:
 class _ConfirmingLink:
     """One connection with one channel in confirm mode; its acks and nacks are counted here."""
 
-    def __init__(self, amqp_uri: str, ssl=None, login_method=None):
-        self.connection = Connection(amqp_uri, ssl=ssl, login_method=login_method, connect_timeout=5)
+    def __init__(self, amqp_uri: str):
+        self.connection = Connection(amqp_uri, connect_timeout=5)
         # kombu tries one address per attempt: try each address of a cluster once
         self.connection.ensure_connection(max_retries=len(self.connection.alt) or 1, interval_start=0,
                                           interval_step=0.2)
@@ -109,8 +109,8 @@ class ConfirmedPublisher:
     #: idle connections kept for the next batches (one per worker that may publish at once)
     KEEP = 16
 
-    def __init__(self, amqp_uri: str, ssl=None, login_method=None):
-        self.amqp_uri, self.ssl, self.login_method = amqp_uri, ssl, login_method
+    def __init__(self, amqp_uri: str):
+        self.amqp_uri = amqp_uri
         self._idle: list[_ConfirmingLink] = []
         self._addresses = [a for a in amqp_uri.split(";") if a.strip()] or [amqp_uri]
         self._first = 0  # which address of a cluster's list a new connection tries first
@@ -128,7 +128,7 @@ class ConfirmedPublisher:
         for attempt in (1, 2):
             link = self._idle.pop() if self._idle else None
             try:
-                link = link or _ConfirmingLink(self._next_uri(), self.ssl, self.login_method)
+                link = link or _ConfirmingLink(self._next_uri())
                 link.publish_all(messages, timeout)
             except BaseException as exc:
                 if link is not None:

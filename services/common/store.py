@@ -194,7 +194,7 @@ class Store(Database):
             from .migrations import upgrade
 
             upgrade(self.container.service_name, self.engine)
-        self.publisher = ConfirmedPublisher(self.container.config["AMQP_URI"])
+        self.publisher = ConfirmedPublisher(self.settings.amqp_uri)
         self.exchange = get_event_exchange(self.container.service_name, self.container.config)
         self._running = False
         self._published: list[int] = []

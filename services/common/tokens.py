@@ -58,7 +58,7 @@ def access_claims(token: str, leeway: int = DEFAULT_LEEWAY) -> dict:
     return claims
 
 
-def verify_access_token(token: str, leeway: int = DEFAULT_LEEWAY) -> dict:
+def verify_access_token(token: str) -> dict:
     """Return ``{"id", "email"}`` of a valid access token, else raise NotAuthorized."""
-    claims = access_claims(token, leeway)
+    claims = access_claims(token)
     return {"id": claims["sub"], "email": claims["email"]}

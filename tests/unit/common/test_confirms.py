@@ -12,7 +12,7 @@ class FakeLink:
 
     tried: list[str] = []
 
-    def __init__(self, amqp_uri, ssl=None, login_method=None):
+    def __init__(self, amqp_uri):
         self.node = amqp_uri.split(";")[0]
         FakeLink.tried.append(self.node)
 
