@@ -14,8 +14,3 @@ class GatewaySettings(CommonSettings):
                                check=not_negative)
     revocation_poll_seconds: float = setting(1.0, "how often the gateway pulls sign-outs and revoked users from auth "
                                                   "(0: never)", check=not_negative)
-
-    def nameko_config(self) -> dict:
-        """The nameko config of the gateway's RPC clients."""
-        return {"AMQP_URI": self.amqp_uri, "QUEUE_TYPE": self.queue_type,
-                "QUORUM_DEAD_LETTERING": self.quorum_dead_lettering, "serializer": "json"}

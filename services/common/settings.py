@@ -144,6 +144,11 @@ class CommonSettings:
     def is_production(self) -> bool:
         return self.ticketing_env == "production"
 
+    def nameko_config(self) -> dict:
+        """The nameko config of this process's broker clients (a service's container adds its own)."""
+        return {"AMQP_URI": self.amqp_uri, "QUEUE_TYPE": self.queue_type,
+                "QUORUM_DEAD_LETTERING": self.quorum_dead_lettering, "serializer": "json"}
+
     @classmethod
     def names(cls) -> dict[str, str]:
         """Every setting of this class, by its variable's name, with what it is for."""
@@ -217,10 +222,7 @@ class ServiceSettings(CommonSettings):
         from . import logs
 
         config: dict = {
-            "AMQP_URI": self.amqp_uri,
-            "QUEUE_TYPE": self.queue_type,
-            "QUORUM_DEAD_LETTERING": self.quorum_dead_lettering,
-            "serializer": "json",
+            **super().nameko_config(),
             # Each service serves /healthz and /readyz for probes.
             "WEB_SERVER_ADDRESS": f"{self.health_host}:{self.health_port}",
             "max_workers": self.max_workers,
