@@ -48,10 +48,6 @@ def insert(session, ticket: Ticket) -> None:
     session.flush()
 
 
-def save(session) -> None:
-    session.flush()
-
-
 def is_cancelled(session, order_id: str) -> bool:
     """Whether order:cancelled of ``order_id`` was applied here."""
     return session.get(CancelledOrder, order_id) is not None
