@@ -151,14 +151,15 @@ class Store(Database):
         return query.with_for_update(of=table).execution_options(**{SQLITE_WRITE_LOCK: table.name})
 
     @staticmethod
-    def upsert(session, table, values: dict, *, index_elements=None, set_=None, returning=()):
+    def upsert(session, table, values: dict | list[dict], *, index_elements=None, set_=None, returning=()):
         """``INSERT … ON CONFLICT DO NOTHING`` (or, given ``set_``, ``ON CONFLICT (index_elements) DO
         UPDATE SET …``) ``RETURNING returning``, in ``session``, whatever the database: one statement, so
         two concurrent inserts of one key never fail on it (the second waits for the first, then does
-        nothing or updates). PostgreSQL and SQLite each need their own dialect's ``insert``; this is the
-        one place that chooses it. Returns the result (``.first()`` is None when nothing was inserted)."""
+        nothing or updates). ``values``: one row, or a list of rows inserted by the same statement.
+        PostgreSQL and SQLite each need their own dialect's ``insert``; this is the one place that
+        chooses it. Returns the result (``.first()`` is None when nothing was inserted)."""
         insert = {"postgresql": pg_insert, "sqlite": sqlite_insert}[session.bind.dialect.name]
-        statement = insert(table).values(**values)
+        statement = insert(table).values(values)
         if set_ is None:
             statement = statement.on_conflict_do_nothing(index_elements=index_elements)
         else:

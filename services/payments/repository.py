@@ -120,7 +120,8 @@ def owed_refunds(session, limit: int = 100) -> list[str]:
         .outerjoin(Refund, Refund.payment_id == Payment.id).where(Refund.id.is_(None)).limit(limit)))
 
 
-def note_cancelled(tx, order_id: str, now: datetime) -> None:
-    """Remember a cancelled order once: ``INSERT … ON CONFLICT DO NOTHING``, so a redelivery, or
-    a duplicate handled at the same time by another worker, changes nothing."""
-    Store.upsert(tx.session, CancelledOrder.__table__, {"order_id": order_id, "cancelled_at": now})
+def note_cancelled(tx, order_ids: list[str], now: datetime) -> None:
+    """Remember cancelled orders once, all in one ``INSERT … ON CONFLICT DO NOTHING``, so a
+    redelivery, or a duplicate handled at the same time by another worker, changes nothing."""
+    Store.upsert(tx.session, CancelledOrder.__table__,
+                 [{"order_id": order_id, "cancelled_at": now} for order_id in dict.fromkeys(order_ids)])

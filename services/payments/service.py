@@ -8,7 +8,7 @@ import logging
 
 
 from services.common import events, metrics
-from services.common.batches import handles_batch
+from services.common.batches import batch_event_handler, parse_all
 from services.common.errors import PaymentDeclined, ServiceUnavailable, TicketingError
 from services.common.health import HealthMixin
 from services.common.parked import ParkedMessagesMixin
@@ -84,9 +84,11 @@ class PaymentsService(HealthMixin, ParkedMessagesMixin):
         return counts
 
     # Idempotent by itself (the cancellation is recorded once), so no event-id record.
-    @handles_batch(events.ORDER_CANCELLED, consumer="on_order_cancelled")
-    def on_order_cancelled(self, tx, event):
-        payments.note_cancelled(tx, event.id)
+    @batch_event_handler(events.SOURCE[events.ORDER_CANCELLED], events.ORDER_CANCELLED,
+                         consumer="on_order_cancelled")
+    def on_order_cancelled(self, batch):
+        """A batch of cancellations, remembered in one statement."""
+        payments.note_cancelled(self.store, [event.id for event in parse_all(events.ORDER_CANCELLED, batch)])
 
     @rpc(expected_exceptions=EXPECTED)
     def refund(self, order_id):

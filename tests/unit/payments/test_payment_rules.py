@@ -541,9 +541,9 @@ def test_a_payment_of_a_cancelled_order_is_refunded_once_and_logged(service, sto
     order_id = orders.add("a9" * 16)
     payment = service.charge(ALICE, order_id, "tok_visa")
     assert service.settle_holds()["refunded"] == 0  # not cancelled: nothing to give back
-    with store.transaction() as tx:  # order:cancelled (an operator released the hold, then it expired)
-        service_layer.note_cancelled(tx, order_id)
-        service_layer.note_cancelled(tx, order_id)
+    # order:cancelled (an operator released the hold, then it expired), twice in a batch and redelivered
+    service_layer.note_cancelled(store, [order_id, order_id])
+    service_layer.note_cancelled(store, [order_id])
     with caplog.at_level("WARNING", logger="services.payments.domain"):
         assert service.settle_holds()["refunded"] == 1
     assert any(order_id in r.getMessage() and "REFUNDED" in r.getMessage() for r in caplog.records)
