@@ -41,8 +41,11 @@ from .queues import Consumer
 
 log = logging.getLogger(__name__)
 
-#: at most this many messages per batch, and how long (seconds) a batch may wait to fill
-DEFAULT_BATCH_SIZE = 50
+#: at most this many messages per batch, and how long (seconds) a batch may wait to fill. Under a backlog
+#: every batch is full, and its fixed costs (a worker, a transaction, a commit, one wait for confirms) are
+#: shared by more messages: 6,000 expiries over 18 s (bench.expiry) reached order:cancelled with p99 6.2 s
+#: at 100 against 11.3 s at 50, on a machine that could not keep up with either.
+DEFAULT_BATCH_SIZE = 100
 DEFAULT_LINGER = 0.005
 
 
