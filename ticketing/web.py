@@ -18,8 +18,9 @@ to browsers holding idle keep-alive connections. So:
   ``WEB_THREADS`` threads). A request beyond that, or one that waited longer
   than ``WEB_QUEUE_TIMEOUT`` seconds for a thread, is answered at once with
   ``503`` and ``Retry-After`` (the API's JSON error shape under ``/api``, a
-  short page elsewhere) by a thread of its own, so an overloaded server stays
-  quick and honest instead of queueing without bound.
+  short page elsewhere), on the event loop itself when the whole request is
+  there (one non-blocking send), else by a spare thread, so an overloaded
+  server stays quick and honest instead of queueing without bound.
 * A connection is handed to a thread only when its request has arrived: idle
   and slow connections wait in the worker's epoll loop, never in a thread.
 """
@@ -126,6 +127,50 @@ def busy_response(path: str, keep_alive: bool = False) -> bytes:
     return head + body
 
 
+#: how much of a waiting request :func:`whole_request` looks at
+PEEK_BYTES = 16384
+
+
+def whole_request(sock) -> tuple[int, str, bool] | None:
+    """``(its length in bytes, its path, whether the client keeps the connection)`` of the HTTP/1.x
+    request waiting on ``sock`` if all of it has arrived (headers and a ``Content-Length`` body, no
+    chunked body), looked at without taking it off the socket; None otherwise."""
+    try:
+        head = sock.recv(PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except OSError:
+        return None
+    return parse_whole_request(head)
+
+
+def parse_whole_request(data: bytes) -> tuple[int, str, bool] | None:
+    """:func:`whole_request` on the bytes received so far."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    request_line, *lines = data[:end].decode("latin-1").split("\r\n")
+    parts = request_line.split(" ")
+    if len(parts) != 3 or not parts[1].startswith("/") or parts[2] not in ("HTTP/1.1", "HTTP/1.0"):
+        return None
+    headers = {}
+    for line in lines:
+        name, colon, value = line.partition(":")
+        if not colon or name != name.strip():
+            return None  # not a header line we can vouch for: a thread's parser decides
+        headers[name.lower()] = value.strip()
+    if "transfer-encoding" in headers:
+        return None
+    try:
+        body = int(headers.get("content-length", "0"))
+    except ValueError:
+        return None
+    length = end + 4 + body
+    if body < 0 or len(data) < length:
+        return None
+    connection = headers.get("connection", "").lower()
+    keep_alive = "close" not in connection if parts[2] == "HTTP/1.1" else "keep-alive" in connection
+    return length, parts[1].split("?", 1)[0], keep_alive
+
+
 class _Conn(gthread.TConn):
     """A connection that remembers when its request was queued and closes gracefully without blocking.
 
@@ -157,7 +202,7 @@ class BoundedThreadWorker(gthread.ThreadWorker):
         super().__init__(*args, **kwargs)
         self.in_flight = 0
         self.max_pending, self.queue_timeout = 0, 0.0
-        self.spare = None  # a few threads that only answer 503s
+        self.spare = None  # a few threads that answer 503s the event loop cannot answer by itself
         self.lingering: deque = deque()  # (deadline, conn) of half-closed connections, oldest first
 
     def init_process(self):
@@ -235,12 +280,43 @@ class BoundedThreadWorker(gthread.ThreadWorker):
     def enqueue_req(self, conn):
         conn.queued_at = time.monotonic()
         if self.in_flight >= self.max_pending:
-            future = self.spare.submit(self.reject, conn)
-        else:
-            self.in_flight += 1
-            future = self.tpool.submit(self.handle, conn)
-            future.add_done_callback(lambda _f: self.method_queue.defer(self._done))
+            self.turn_away(conn)
+            return
+        self.in_flight += 1
+        future = self.tpool.submit(self.handle, conn)
+        future.add_done_callback(lambda _f: self.method_queue.defer(self._done))
         future.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
+
+    def turn_away(self, conn) -> None:
+        """Over capacity: 503 right here on the event loop when it can be done without waiting, else
+        by a spare thread (:meth:`reject`). Handed to threads, every one of these answers queued
+        behind the others: in a rush of 2,000 buyers the 503s themselves took 2.2 s (p99).
+
+        On the loop: a connection nothing was read from yet whose whole request has arrived
+        (:func:`whole_request`, the common case in a rush) has exactly that request taken off the
+        socket and gets its 503 in one non-blocking send; it stays open for its next request when
+        the client asked for keep-alive, as a thread's answer would."""
+        request = whole_request(conn.sock) if conn.parser is None and not self.cfg.is_ssl else None
+        if request is None:
+            future = self.spare.submit(self.reject, conn)
+            future.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
+            return
+        length, path, keep_alive = request
+        keep_alive = keep_alive and self.alive
+        try:
+            conn.sock.recv(length, socket.MSG_DONTWAIT)  # all there: it was peeked at
+            conn.sock.send(busy_response(path, keep_alive), socket.MSG_DONTWAIT)
+        except OSError:  # reset, or a client that does not read: nothing more to say
+            self.nr_conns -= 1
+            gthread.util.close(conn.sock)
+            return
+        if keep_alive:  # back to waiting for its next request, as gthread's finish_request does
+            conn.set_timeout()
+            self.keepalived_conns.append(conn)
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
+        else:
+            self.nr_conns -= 1
+            conn.close(graceful=True)
 
     def _done(self):
         self.in_flight -= 1

@@ -30,6 +30,26 @@ def test_busy_answer_elsewhere_is_a_page_and_may_keep_the_connection():
     assert web.BUSY_MESSAGE.encode() in body
 
 
+def test_a_whole_request_is_recognised_with_its_length_path_and_keep_alive():
+    get = b"GET /api/tickets?limit=2 HTTP/1.1\r\nHost: a\r\n\r\n"
+    assert web.parse_whole_request(get + b"GET /next") == (len(get), "/api/tickets", True)
+    post = b"POST /api/orders HTTP/1.1\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{\"a\"}"
+    assert web.parse_whole_request(post) == (len(post), "/api/orders", False)
+    old = b"GET /tickets/new HTTP/1.0\r\n\r\n"
+    assert web.parse_whole_request(old) == (len(old), "/tickets/new", False)
+    assert web.parse_whole_request(old.replace(b"\r\n\r\n", b"\r\nConnection: keep-alive\r\n\r\n"))[2]
+
+
+def test_anything_but_a_whole_plain_request_is_left_to_a_thread():
+    for partial in (b"", b"GET /api/ord", b"GET / HTTP/1.1\r\nHost: a\r\n",
+                    b"POST /api/orders HTTP/1.1\r\nContent-Length: 10\r\n\r\n{}",
+                    b"POST /api/orders HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+                    b"POST /api/orders HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+                    b"GET http://evil/ HTTP/1.1\r\n\r\n", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+                    b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", b"GET / HTTP/1.1\r\nno colon\r\n\r\n"):
+        assert web.parse_whole_request(partial) is None, partial
+
+
 def test_settings_defaults_use_every_core_and_stay_below_the_descriptor_limit(monkeypatch):
     for name in ("WEB_WORKERS", "WEB_THREADS", "WEB_MAX_CONNECTIONS", "WEB_MAX_PENDING", "WEB_QUEUE_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
