@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import re
 import threading
-import time
 from pathlib import Path
 
 TICK = os.sysconf("SC_CLK_TCK")

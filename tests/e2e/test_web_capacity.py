@@ -51,7 +51,7 @@ def test_the_web_process_survives_2000_connections(app):
         idle.close()
 
     result = summary(outcomes)
-    print("rush:", result, "idle connections still served:", kept)
+    print("rush:", result, "idle connections still served:", kept, idle.errors)
     assert result["errors"] == {}, result
     assert set(result["statuses"]) <= {"201", "409", "503", "429"}, result
     assert result["statuses"].get("201") == 1, result
