@@ -37,6 +37,7 @@ faults: install-test
 
 # make bench [BENCH_ARGS=--quick]: the on-sale figures on PostgreSQL (bench/suite.py; installs wrk if missing)
 bench: install-test
+	bash scripts/prepare-test-env
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
