@@ -303,10 +303,13 @@ class BoundedThreadWorker(gthread.ThreadWorker):
             return
         length, path, keep_alive = request
         keep_alive = keep_alive and self.alive
+        answer = busy_response(path, keep_alive)
         try:
             conn.sock.recv(length, socket.MSG_DONTWAIT)  # all there: it was peeked at
-            conn.sock.send(busy_response(path, keep_alive), socket.MSG_DONTWAIT)
-        except OSError:  # reset, or a client that does not read: nothing more to say
+            sent = conn.sock.send(answer, socket.MSG_DONTWAIT)
+        except OSError:
+            sent = 0
+        if sent < len(answer):  # reset, or a client that does not read: nothing more to say
             self.nr_conns -= 1
             gthread.util.close(conn.sock)
             return
