@@ -328,9 +328,8 @@ def settle_holds(store, orders, processor: Processor, *, grace: float = domain.H
 def note_cancelled(store, order_ids: list[str]) -> None:
     """A batch of order:cancelled — remembered in one statement; a payment of such an order is
     refunded by the hold sweep."""
-    if order_ids:
-        with store.transaction() as tx:
-            repository.note_cancelled(tx, order_ids, events.utcnow())
+    with store.transaction() as tx:
+        repository.note_cancelled(tx, order_ids, events.utcnow())
 
 
 def refund_payment(store, processor: Processor, order_id: str, reason: str) -> dict:
