@@ -5,15 +5,16 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from services.common.store import ping_when_idle
-from tests.support.postgres import ADMIN_URL
+from tests.support.postgres import PostgresAdmin
+
+URL = PostgresAdmin(prefix="unused").url("postgres")  # the admin database, through psycopg 3
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def engine():
-    engine = create_engine(ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1), pool_size=1,
-                           max_overflow=0)
+    engine = create_engine(URL, pool_size=1, max_overflow=0)
     ping_when_idle(engine, idle_seconds=0.2)
     yield engine
     engine.dispose()
@@ -40,7 +41,7 @@ def test_a_connection_reused_at_once_is_not_pinged(engine, pings):
 
 def test_a_connection_whose_backend_was_terminated_while_idle_is_replaced_before_use(engine, pings):
     first = backend_pid(engine)
-    with create_engine(ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1)).connect() as admin:
+    with create_engine(URL).connect() as admin:
         assert admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first}).scalar()
     time.sleep(0.3)  # idle longer than idle_seconds
     assert backend_pid(engine) != first  # no error: the dead connection failed its ping and was replaced
